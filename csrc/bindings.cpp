@@ -1,0 +1,283 @@
+// The one file that includes pybind11.  Four steps per call (STYLE.md):
+// check with the GIL held, allocate the outputs up front, release the GIL for
+// the whole kernel, hand the results back.  Argument validation that users
+// see (names, values, NaN counts) lives in python/smallgan/coreset.py; the
+// checks here guard the engine against misuse of this private module.
+#include <pybind11/numpy.h>
+#include <pybind11/pybind11.h>
+#include <pybind11/stl.h>
+
+#include <algorithm>
+#include <atomic>
+#include <cstdlib>
+#include <memory>
+#include <mutex>
+#include <stdexcept>
+#include <string>
+#include <thread>
+
+#include "distance.hpp"
+#include "kcenter.hpp"
+#include "simd.hpp"
+#include "thread_pool.hpp"
+
+namespace py = pybind11;
+using namespace smallgan;
+
+namespace {
+
+SimdLevel resolve_simd(int simd) {
+    if (simd < 0) return default_simd_level();
+    if (simd > static_cast<int>(detect_simd_level()))
+        throw std::invalid_argument(std::string("SIMD level ") + std::to_string(simd) +
+                                    " is not available here (best: " +
+                                    simd_level_name(detect_simd_level()) + ")");
+    return static_cast<SimdLevel>(simd);
+}
+
+// Fills the input description from a numpy array (float32/float64, any
+// strides that are whole elements) and the selected indices.
+KCenterInput describe(const py::array& x, std::int64_t k, std::int64_t first,
+                      const py::array_t<std::int64_t, py::array::c_style>& selected, int threads,
+                      int simd) {
+    if (x.ndim() != 2) throw std::invalid_argument("x must be 2-D");
+    KCenterInput in;
+    if (x.dtype().is(py::dtype::of<float>()))
+        in.dtype = DType::Float32;
+    else if (x.dtype().is(py::dtype::of<double>()))
+        in.dtype = DType::Float64;
+    else
+        throw std::invalid_argument("x must be float32 or float64");
+    const auto item = static_cast<std::int64_t>(x.itemsize());
+    if (x.strides(0) % item != 0 || x.strides(1) % item != 0)
+        throw std::invalid_argument("x strides must be whole elements");
+    in.data = x.data();
+    in.n = static_cast<std::int64_t>(x.shape(0));
+    in.d = static_cast<std::int64_t>(x.shape(1));
+    in.row_stride = static_cast<std::int64_t>(x.strides(0)) / item;
+    in.col_stride = static_cast<std::int64_t>(x.strides(1)) / item;
+    in.k = k;
+    in.first = first;
+    in.selected.assign(selected.data(), selected.data() + selected.size());
+    in.threads = threads;
+    in.simd = resolve_simd(simd);
+    return in;
+}
+
+py::tuple run_sync(const py::array& x, std::int64_t k, std::int64_t first,
+                   const py::array_t<std::int64_t, py::array::c_style>& selected, int threads,
+                   int simd, bool want_distances) {
+    KCenterInput in = describe(x, k, first, selected, threads, simd);
+    if (k < 1) throw std::invalid_argument("k must be >= 1");
+    py::array_t<std::int64_t> idx(static_cast<py::ssize_t>(k));
+    py::object dist = py::none();
+    in.indices = idx.mutable_data();
+    if (want_distances) {
+        py::array_t<double> d(static_cast<py::ssize_t>(k));
+        in.distances = d.mutable_data();
+        dist = std::move(d);
+    }
+    KCenterStats st;
+    {
+        py::gil_scoped_release nogil;
+        st = kcenter(in);
+    }
+    return py::make_tuple(idx, dist, st.radius, st.threads_used);
+}
+
+// ---- background pool ----------------------------------------------------
+
+struct AsyncJob {
+    KCenterInput in;
+    py::object keep_x;      // keeps the caller's array alive until the job ends
+    py::object keep_sel;
+    py::object indices;     // output buffers, allocated at submit time
+    py::object distances;
+    py::object future;      // concurrent.futures.Future
+    void release() {        // GIL held
+        keep_x = py::object();
+        keep_sel = py::object();
+        indices = py::object();
+        distances = py::object();
+        future = py::object();
+    }
+};
+
+std::mutex g_pool_mu;
+std::unique_ptr<ThreadPool> g_pool;
+std::size_t g_pool_size = 0;               // 0 = default
+std::atomic<bool> g_cancel_pending{false};  // set while shutdown cancels queued jobs
+
+std::size_t default_pool_size() {
+    if (const char* env = std::getenv("SMALLGAN_POOL_THREADS")) {
+        const long v = std::strtol(env, nullptr, 10);
+        if (v > 0) return static_cast<std::size_t>(v);
+    }
+    const unsigned hw = std::max(1u, std::thread::hardware_concurrency());
+    // Selection jobs are small (serial at training sizes); a few workers keep
+    // `prefetch` jobs in flight without competing with the training process.
+    return std::min<std::size_t>(4, hw);
+}
+
+ThreadPool& pool() {
+    std::lock_guard<std::mutex> lock(g_pool_mu);
+    if (!g_pool) g_pool = std::make_unique<ThreadPool>(g_pool_size ? g_pool_size : default_pool_size());
+    return *g_pool;
+}
+
+void deliver(const std::shared_ptr<AsyncJob>& job, double radius, int threads_used,
+             const std::string& error, bool value_error) {
+    py::gil_scoped_acquire gil;
+    try {
+        if (!error.empty()) {
+            py::object exc = py::module_::import("builtins").attr(value_error ? "ValueError" : "RuntimeError")(error);
+            job->future.attr("set_exception")(exc);
+        } else {
+            job->future.attr("set_result")(
+                py::make_tuple(job->indices, job->distances, radius, threads_used));
+        }
+    } catch (py::error_already_set& e) {
+        // a Future callback raised: report it like Python does for threads
+        e.discard_as_unraisable("smallgan background job");
+    }
+    job->release();
+}
+
+void job_body(const std::shared_ptr<AsyncJob>& job) {
+    {
+        py::gil_scoped_acquire gil;
+        bool run = false;
+        if (!g_cancel_pending.load()) {
+            try {
+                run = job->future.attr("set_running_or_notify_cancel")().cast<bool>();
+            } catch (py::error_already_set& e) {
+                e.discard_as_unraisable("smallgan background job");
+            }
+        } else {
+            job->future.attr("cancel")();
+        }
+        if (!run) {  // cancelled by the user, or by shutdown
+            job->release();
+            return;
+        }
+    }
+    std::string error;
+    bool value_error = false;
+    KCenterStats st;
+    try {
+        st = kcenter(job->in);
+    } catch (const std::invalid_argument& e) {
+        error = e.what();
+        value_error = true;
+    } catch (const std::exception& e) {
+        error = e.what();
+    }
+    deliver(job, st.radius, st.threads_used, error, value_error);
+}
+
+void submit(const py::array& x, std::int64_t k, std::int64_t first,
+            const py::array_t<std::int64_t, py::array::c_style>& selected, int threads, int simd,
+            bool want_distances, py::object future) {
+    auto job = std::make_shared<AsyncJob>();
+    job->in = describe(x, k, first, selected, threads, simd);
+    if (k < 1) throw std::invalid_argument("k must be >= 1");
+    py::array_t<std::int64_t> idx(static_cast<py::ssize_t>(k));
+    job->in.indices = idx.mutable_data();
+    job->indices = idx;
+    job->distances = py::none();
+    if (want_distances) {
+        py::array_t<double> d(static_cast<py::ssize_t>(k));
+        job->in.distances = d.mutable_data();
+        job->distances = d;
+    }
+    job->keep_x = x;
+    job->keep_sel = selected;
+    job->future = std::move(future);
+    pool().submit([job] { job_body(job); });
+}
+
+// Called at interpreter exit (atexit, registered by coreset.py) and by tests:
+// queued jobs are cancelled, running ones finish and deliver, workers exit.
+void shutdown() {
+    std::unique_ptr<ThreadPool> p;
+    {
+        std::lock_guard<std::mutex> lock(g_pool_mu);
+        p = std::move(g_pool);
+    }
+    if (!p) return;
+    auto pending = p->stop();
+    g_cancel_pending.store(true);
+    for (auto& j : pending) j();  // each cancels its Future and drops its references (GIL held)
+    g_cancel_pending.store(false);
+    py::gil_scoped_release nogil;  // running jobs need the GIL to deliver
+    p->join();
+}
+
+}  // namespace
+
+PYBIND11_MODULE(_core, m) {
+    m.doc() = "smallgan compiled engine: exact greedy k-center (private; use smallgan.kcenter)";
+    py::register_exception_translator([](std::exception_ptr p) {
+        try {
+            if (p) std::rethrow_exception(p);
+        } catch (const std::invalid_argument& e) {
+            PyErr_SetString(PyExc_ValueError, e.what());
+        }
+    });
+
+    m.def("kcenter", &run_sync, py::arg("x"), py::arg("k"), py::arg("first"), py::arg("selected"),
+          py::arg("threads") = 0, py::arg("simd") = -1, py::arg("want_distances") = false,
+          "Runs greedy k-center; returns (indices, distances or None, radius, threads_used).");
+    m.def("submit", &submit, py::arg("x"), py::arg("k"), py::arg("first"), py::arg("selected"),
+          py::arg("threads"), py::arg("simd"), py::arg("want_distances"), py::arg("future"),
+          "Queues a k-center job on the background pool; the Future receives the kcenter tuple.");
+    m.def("shutdown", &shutdown, "Cancels queued jobs, waits for running ones, stops the pool.");
+    m.def("pool_size", [] {
+        std::lock_guard<std::mutex> lock(g_pool_mu);
+        return g_pool ? g_pool->size() : (g_pool_size ? g_pool_size : default_pool_size());
+    });
+    m.def("pool_started", [] {
+        std::lock_guard<std::mutex> lock(g_pool_mu);
+        return static_cast<bool>(g_pool);
+    });
+    m.def("pending_jobs", [] {
+        std::lock_guard<std::mutex> lock(g_pool_mu);
+        return g_pool ? g_pool->pending() : std::size_t{0};
+    });
+    m.def("set_pool_size", [](std::size_t n) {
+        if (n < 1) throw std::invalid_argument("pool size must be >= 1");
+        shutdown();  // the next submit starts a pool of the new size
+        std::lock_guard<std::mutex> lock(g_pool_mu);
+        g_pool_size = n;
+    });
+    m.def("_after_fork_child", [] {
+        // The pool's threads do not exist in a forked child; its mutexes may be
+        // in any state.  Leak the old object rather than touch it.
+        (void)g_pool.release();
+        new (&g_pool_mu) std::mutex();
+    });
+    m.def("simd_level", [] { return std::string(simd_level_name(default_simd_level())); });
+    m.def("detected_simd_level", [] { return std::string(simd_level_name(detect_simd_level())); });
+    m.def("simd_level_id", [](const std::string& name) { return static_cast<int>(parse_simd_level(name)); });
+    m.def("available_simd_levels", [] {
+        py::list out;
+        for (int l = 0; l <= static_cast<int>(detect_simd_level()); ++l)
+            out.append(simd_level_name(static_cast<SimdLevel>(l)));
+        return out;
+    });
+    m.def("openmp", &have_openmp);
+    m.def("max_threads", &max_threads);
+    m.def("choose_threads", &choose_threads, py::arg("n"), py::arg("d"), py::arg("threads") = 0);
+    m.attr("block_rows") = static_cast<int>(kBlock);
+    m.attr("cuda") = false;
+#if defined(SMALLGAN_HAVE_AVX2)
+    m.attr("compiled_avx2") = true;
+#else
+    m.attr("compiled_avx2") = false;
+#endif
+#if defined(SMALLGAN_HAVE_AVX512)
+    m.attr("compiled_avx512") = true;
+#else
+    m.attr("compiled_avx512") = false;
+#endif
+}

@@ -1,0 +1,5 @@
+import sys
+
+from smallgan.cli import main
+
+sys.exit(main())

@@ -1,0 +1,1 @@
+"""Sub-commands of the ``smallgan`` CLI; each module has ``register(subparsers)``."""
