@@ -57,15 +57,22 @@ def _check_dtype(kind: str, dtype: Any) -> None:
         raise TypeError(f"x must be a real numeric array, got dtype {dtype}")
 
 
+# The engine computes squared distances in float32: beyond this magnitude a
+# squared difference can overflow to inf and every distance would tie.
+_MAX_ABS = 1e18
+
+
 def _check_finite(xn: np.ndarray) -> None:
-    # Fast path: one float64 reduction (no n*d temporary); NaN and Inf both
-    # make the sum non-finite.  Only then find how many and where.
-    if np.isfinite(np.add.reduce(xn, axis=None, dtype=np.float64)):
+    # Fast path: two reductions, no n*d temporary; min/max propagate NaN, and
+    # an Inf is its own extreme.  Only on failure find how many and where.
+    lo, hi = float(np.min(xn)), float(np.max(xn))
+    if np.isfinite(lo) and np.isfinite(hi):
+        if max(-lo, hi) >= _MAX_ABS:
+            raise ValueError(f"x has values up to {max(-lo, hi):.3g} in magnitude; distances are "
+                             f"computed in float32, so |x| must stay below {_MAX_ABS:.0e}: rescale x")
         return
     bad = ~np.isfinite(xn)
     count = int(bad.sum())
-    if count == 0:  # the float64 sum itself overflowed: values are finite
-        return
     first_row = int(np.flatnonzero(bad.any(axis=1))[0])
     raise ValueError(f"x contains {count} NaN or Inf value(s); the first is in row {first_row}")
 

@@ -1,0 +1,124 @@
+"""kcenter_async and the engine's background pool."""
+from __future__ import annotations
+
+import gc
+import subprocess
+import sys
+import threading
+import time
+from concurrent.futures import CancelledError, Future
+
+import numpy as np
+import pytest
+
+from smallgan import _core, kcenter, kcenter_async
+
+
+def gaussian(n, d, seed=0):
+    return np.random.default_rng(seed).normal(size=(n, d)).astype(np.float32)
+
+
+def test_async_equals_sync():
+    x = gaussian(2000, 16)
+    fut = kcenter_async(x, 100, seed=3, return_radius=True, return_distances=True)
+    assert isinstance(fut, Future)
+    idx, r, dist = fut.result(timeout=30)
+    sidx, sr, sdist = kcenter(x, 100, seed=3, return_radius=True, return_distances=True)
+    np.testing.assert_array_equal(idx, sidx)
+    assert r == sr
+    np.testing.assert_array_equal(dist, sdist)
+
+
+def test_async_torch_returns_tensor():
+    torch = pytest.importorskip("torch")
+    x = torch.randn(300, 4)
+    out = kcenter_async(x, 10, first=0).result(timeout=30)
+    assert isinstance(out, torch.Tensor) and out.dtype == torch.int64
+    np.testing.assert_array_equal(out.numpy(), kcenter(x.numpy(), 10, first=0))
+
+
+def test_validation_error_surfaces_from_result():
+    fut = kcenter_async(np.zeros((3, 2)), 5)
+    with pytest.raises(ValueError, match="k = 5 is larger than the number of points n = 3"):
+        fut.result(timeout=5)
+    with pytest.raises(TypeError, match="unexpected keyword"):
+        kcenter_async(np.zeros((3, 2)), 1, bogus=1)
+
+
+def test_many_jobs_in_order_and_correct():
+    xs = [gaussian(500, 8, seed=s) for s in range(40)]
+    futs = [kcenter_async(x, 20, first=0) for x in xs]
+    for x, f in zip(xs, futs):
+        np.testing.assert_array_equal(f.result(timeout=30), kcenter(x, 20, first=0))
+
+
+def test_input_kept_alive_until_done():
+    futs = []
+    expected = []
+    for s in range(8):
+        x = gaussian(20000, 32, seed=s)
+        expected.append(kcenter(x, 50, first=0))
+        futs.append(kcenter_async(x, 50, first=0))
+        del x
+    gc.collect()
+    for e, f in zip(expected, futs):
+        np.testing.assert_array_equal(f.result(timeout=60), e)
+
+
+def test_cancel_pending_job():
+    big = gaussian(60000, 64)
+    # occupy every worker, then queue one more and cancel it before it starts
+    blockers = [kcenter_async(big, 400, first=0, threads=1) for _ in range(_core.pool_size())]
+    victim = kcenter_async(big, 400, first=0)
+    assert victim.cancel()
+    with pytest.raises(CancelledError):
+        victim.result()
+    for b in blockers:
+        assert len(b.result(timeout=120)) == 400
+
+
+def test_shutdown_cancels_queued_and_finishes_running():
+    big = gaussian(60000, 64)
+    running = [kcenter_async(big, 300, first=0, threads=1) for _ in range(_core.pool_size())]
+    queued = [kcenter_async(big, 300, first=0, threads=1) for _ in range(3)]
+    time.sleep(0.05)
+    _core.shutdown()
+    assert not _core.pool_started()
+    for f in running + queued:
+        assert f.done()
+    assert all(f.cancelled() for f in queued)
+    ok = [f for f in running if not f.cancelled()]
+    for f in ok:
+        assert len(f.result()) == 300
+    # the pool restarts on demand
+    assert len(kcenter_async(big[:100], 5, first=0).result(timeout=30)) == 5
+
+
+def test_done_callbacks_run_and_errors_in_them_do_not_kill_the_pool():
+    seen = []
+    f = kcenter_async(gaussian(100, 3), 5, first=0)
+    f.add_done_callback(lambda fut: seen.append(len(fut.result())))
+    f.result(timeout=30)
+    time.sleep(0.01)
+    assert seen == [5]
+
+
+def test_interpreter_exit_with_jobs_in_flight_does_not_hang():
+    code = (
+        "import numpy as np, smallgan\n"
+        "x = np.random.default_rng(0).normal(size=(60000, 64)).astype(np.float32)\n"
+        "futs = [smallgan.kcenter_async(x, 500, first=0) for _ in range(6)]\n"
+        "print('submitted', flush=True)\n"
+    )
+    t0 = time.monotonic()
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert "submitted" in out.stdout
+    assert time.monotonic() - t0 < 120
+
+
+def test_no_thread_leak_on_python_side():
+    before = threading.active_count()
+    for _ in range(20):
+        kcenter_async(gaussian(64, 4), 4, first=0).result(timeout=30)
+    assert threading.active_count() == before  # the pool is C++ threads, not Python threads
