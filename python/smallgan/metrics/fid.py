@@ -206,7 +206,8 @@ class FIDResult:
     n_fake, n_real : int
         Generated and real images used.
     feature : str
-        ``"inception"`` (a real FID) or ``"random-conv"`` (not comparable).
+        ``"inception"`` (FID weights: a real FID), ``"inception-torchvision"``
+        (ImageNet weights: not comparable) or ``"random-conv"`` (not comparable).
     """
 
     value: float
@@ -342,7 +343,11 @@ def load_feature_extractor(feature: str = "inception", *, weights: Optional[Path
     if feature == "inception":
         from smallgan.inception import load_inception
         try:
-            return load_inception(weights=weights, device=device), "inception"
+            model = load_inception(weights=weights, device=device)
+            # torchvision's ImageNet weights give Inception features that are
+            # not the FID network's: label them so they are never called FID.
+            layout = getattr(model, "layout", "fid")
+            return model, ("inception" if layout == "fid" else f"inception-{layout}")
         except FileNotFoundError as exc:
             if not fallback:
                 raise
@@ -466,8 +471,6 @@ def fid(sample: Callable[[int], "object"], real_batches: Callable[[], Iterable],
     if extractor is None:
         extractor, feature = load_feature_extractor(feature, weights=weights, device=device,
                                                     fallback=fallback)
-    elif feature not in FEATURES:
-        raise ValueError(f"feature must be one of {FEATURES}, got {feature!r}")
     mu_r, sigma_r = real_statistics(real_batches, extractor, feature, n_real, cache,
                                     value_range=value_range, device=device)
 
