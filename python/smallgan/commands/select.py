@@ -1,0 +1,57 @@
+"""``smallgan select``: greedy k-center on an array stored in a ``.npy`` file.
+
+    smallgan select points.npy -k 128 --seed 0 --out picks.npy --radius
+
+The input is memory-mapped (never loaded twice, never modified); the indices
+are written as int64 ``.npy`` (atomically: temp file + rename) or printed.
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import tempfile
+from pathlib import Path
+
+
+def register(subparsers) -> None:
+    p = subparsers.add_parser("select", help="k-center core-set of the rows of a .npy array",
+                              description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("input", type=Path, help="2-D .npy array, one point per row")
+    p.add_argument("-k", type=int, required=True, help="number of rows to select")
+    p.add_argument("--seed", type=int, default=None, help="seed for the first centre")
+    p.add_argument("--first", type=int, default=None, help="index of the first centre")
+    p.add_argument("--selected", type=Path, default=None, help=".npy of indices already selected")
+    p.add_argument("--threads", type=int, default=None)
+    p.add_argument("--out", type=Path, default=None, help="write indices here (.npy); default: print")
+    p.add_argument("--radius", action="store_true", help="print the covering radius")
+    p.set_defaults(func=_run)
+
+
+def _run(args) -> int:
+    import numpy as np
+
+    from smallgan import kcenter
+
+    if not args.input.is_file():
+        print(f"smallgan select: input file {str(args.input)!r} does not exist", file=sys.stderr)
+        return 2
+    x = np.load(args.input, mmap_mode="r")
+    selected = np.load(args.selected) if args.selected else None
+    try:
+        idx, radius = kcenter(x, args.k, first=args.first, seed=args.seed, selected=selected,
+                              threads=args.threads, return_radius=True)
+    except (ValueError, TypeError) as exc:
+        print(f"smallgan select: {exc}", file=sys.stderr)
+        return 2
+    if args.out is not None:
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=args.out.parent, suffix=".npy.tmp")
+        with os.fdopen(fd, "wb") as f:
+            np.save(f, idx)
+        os.replace(tmp, args.out)
+    else:
+        print(" ".join(str(int(i)) for i in idx))
+    if args.radius:
+        print(f"radius {radius:.6g}", file=sys.stderr if args.out is None else sys.stdout)
+    return 0
