@@ -348,7 +348,7 @@ def kcenter_async(x: ArrayLike, k: int, **kwargs) -> Future:
     try:
         req = _Request(x, k, kwargs.get("first"), kwargs.get("seed"), kwargs.get("selected"),
                        kwargs.get("return_radius", False), kwargs.get("return_distances", False),
-                       kwargs.get("threads"), kwargs.get("_simd"))
+                       kwargs.get("threads", 1), kwargs.get("_simd"))
     except (ValueError, TypeError) as exc:
         fut: Future = Future()
         fut.set_exception(exc)
