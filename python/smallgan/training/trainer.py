@@ -1,0 +1,789 @@
+"""The training loop every smallgan experiment shares.
+
+An experiment supplies a generator, a discriminator, its real data
+(:class:`RealData`: a map-style dataset, plus an embedding of every row when
+real batches are chosen by core-set) and optionally an evaluation hook and a
+sample-plot function; :class:`TrainConfig` says how to train.  The
+:class:`Trainer` then runs the standard alternating GAN updates and looks
+after everything around them: the output directory, logs, sample plots,
+checkpoints, resuming and Ctrl-C.
+
+Sampling (the paper's Algorithm 1)
+----------------------------------
+With ``sampling="coreset"`` every prior batch is the greedy k-center core-set
+of ``prior_factor * batch_size`` prior draws (:class:`smallgan.sampling.PriorCoreset`)
+and every real batch the core-set, on the rows' embeddings, of
+``target_factor * batch_size`` candidate rows
+(:class:`smallgan.sampling.CoresetBatchSampler`).  ``coreset_prior`` and
+``coreset_target`` switch either side back to plain random draws (the paper's
+ablation, Table 6).  With ``sampling="random"`` both sides draw plainly from
+the same distributions: a uniform/normal prior and a shuffled pass over the
+dataset, so the two modes differ only in selection.
+
+Each training step is ``n_dis`` discriminator updates (each on a fresh real
+batch and a fresh prior batch) followed by one generator update (on a fresh
+prior batch).  ``steps`` counts generator updates.
+
+Output directory
+----------------
+``config.json``, ``log.csv`` (losses, step time, selection wait),
+``metrics.csv`` (evaluation hooks), ``tb/`` (TensorBoard), ``samples/`` (PNG
+plots of fixed-noise samples), ``checkpoint.pt`` (atomic; every
+``checkpoint_every`` steps, at the end and on Ctrl-C).
+
+Resuming
+--------
+``Trainer(..., resume=True)`` continues from ``checkpoint.pt`` and ends with
+exactly the weights an uninterrupted run with the same config would have:
+the checkpoint holds both networks, both optimizers, the LR schedules, the
+EMA, the AMP scaler and torch's RNG state, and the samplers are rebuilt from
+their seeds and fast-forwarded by the number of batches already used (the
+samplers' batch sequences depend only on their seeds).
+
+Example
+-------
+>>> import tempfile, torch
+>>> from smallgan.models.mlp import MLPGenerator, MLPDiscriminator
+>>> from smallgan.data.points import PointDataset, collate_rows
+>>> data = RealData(PointDataset(torch.randn(512, 2)), collate_fn=collate_rows)
+>>> cfg = TrainConfig(steps=5, batch_size=16, z_dim=2, progress=False, tensorboard=False)
+>>> t = Trainer(cfg, MLPGenerator(2, 16), MLPDiscriminator(2, 16), data, tempfile.mkdtemp())
+>>> t.fit()
+{}
+"""
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+import signal
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Dict, Iterator, List, Mapping, Optional, Sequence, Tuple, Union
+
+import numpy as np
+import torch
+from torch import nn
+from torch.utils.data import DataLoader, Dataset, Sampler
+
+from smallgan.training.checkpoint import load_checkpoint, save_checkpoint
+from smallgan.training.ema import EMA
+from smallgan.training.logs import RunLogger
+from smallgan.training.losses import LOSSES, d_loss, g_loss
+
+__all__ = ["TrainConfig", "RealData", "Trainer", "TrainingInterrupted", "CHECKPOINT_NAME"]
+
+CHECKPOINT_NAME = "checkpoint.pt"
+
+SAMPLINGS = ("random", "coreset")
+PRIORS = ("uniform", "normal")
+OPTIMIZERS = ("adam", "rmsprop")
+LR_DECAYS = ("none", "linear")
+
+# Fields that may change between a run and its resumption without changing
+# the trajectory of the weights (steps may grow: the run is then extended).
+_RESUMABLE_CHANGES = frozenset({
+    "steps", "log_every", "sample_every", "eval_every", "checkpoint_every", "progress",
+    "tensorboard", "plot_samples", "num_workers", "prefetch",
+})
+
+
+def _check_int(name: str, value: Any, minimum: int) -> None:
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < minimum:
+        raise ValueError(f"{name} must be an integer >= {minimum}, got {value!r}")
+
+
+def _check_float(name: str, value: Any, lo: float, hi: float = math.inf,
+                 lo_open: bool = False, hi_open: bool = False) -> None:
+    ok = isinstance(value, (int, float, np.floating)) and not isinstance(value, bool) \
+        and math.isfinite(float(value))
+    if ok:
+        v = float(value)
+        ok = (v > lo if lo_open else v >= lo) and (v < hi if hi_open else v <= hi)
+    if not ok:
+        lb, rb = ("(" if lo_open else "["), (")" if hi_open else "]")
+        raise ValueError(f"{name} must be a number in {lb}{lo}, {hi}{rb}, got {value!r}")
+
+
+def _check_choice(name: str, value: Any, choices: Sequence[str]) -> None:
+    if value not in choices:
+        raise ValueError(f"{name} must be one of {', '.join(choices)}; got {value!r}")
+
+
+@dataclass
+class TrainConfig:
+    """How to train; every field is validated on construction.
+
+    Attributes
+    ----------
+    steps : int
+        Generator updates (>= 0).
+    batch_size : int
+        Batch size ``k`` for both networks (>= 1).
+    z_dim : int
+        Prior dimension.
+    prior : str
+        ``"uniform"`` on ``[-1, 1]^z_dim`` or ``"normal"`` N(0, I).
+    loss : str
+        ``"ns"`` (paper eqs. 1-2), ``"hinge"`` or ``"lsgan"``.
+    n_dis : int
+        Discriminator updates per generator update.
+    optimizer : str
+        ``"adam"`` (with ``betas_*``) or ``"rmsprop"``.
+    lr_g, lr_d : float
+        Learning rates.
+    betas_g, betas_d : tuple of float
+        Adam betas.
+    lr_decay : str
+        ``"none"`` or ``"linear"`` (to 0 at ``steps``, as in SN-GAN).
+    sampling : str
+        ``"random"`` or ``"coreset"``.
+    prior_factor, target_factor : int
+        Over-sampling factors of the core-sets (paper: 4 and 8).
+    coreset_prior, coreset_target : bool
+        With ``sampling="coreset"``, whether each side uses a core-set.
+    ema_decay : float or None
+        Keep an EMA of G with this decay (``None``: no EMA).  Evaluation and
+        sample plots then use the EMA generator.
+    ema_start : int
+        Generator updates before the EMA starts averaging.
+    amp : bool
+        Mixed precision (float16 with loss scaling on CUDA, bfloat16 on CPU).
+    device : str
+        Torch device.
+    seed : int
+        Seeds the prior, the real-batch order and the fixed plotting noise.
+        (Model initialisation is the experiment's business.)
+    log_every, sample_every, eval_every, checkpoint_every : int
+        Cadences in steps; 0 disables the periodic action (samples,
+        evaluation and a checkpoint still happen at the end).
+    plot_samples : int
+        Number of fixed-noise samples given to the plot function.
+    progress, tensorboard : bool
+        Show a progress bar; write TensorBoard events.
+    num_workers, prefetch : int
+        DataLoader workers; batches the core-set samplers select ahead.
+    """
+
+    steps: int = 10_000
+    batch_size: int = 64
+    z_dim: int = 128
+    prior: str = "uniform"
+    loss: str = "ns"
+    n_dis: int = 1
+    optimizer: str = "adam"
+    lr_g: float = 1e-4
+    lr_d: float = 1e-4
+    betas_g: Tuple[float, float] = (0.5, 0.999)
+    betas_d: Tuple[float, float] = (0.5, 0.999)
+    lr_decay: str = "none"
+    sampling: str = "random"
+    prior_factor: int = 4
+    target_factor: int = 8
+    coreset_prior: bool = True
+    coreset_target: bool = True
+    ema_decay: Optional[float] = None
+    ema_start: int = 0
+    amp: bool = False
+    device: str = "cpu"
+    seed: int = 0
+    log_every: int = 100
+    sample_every: int = 1000
+    eval_every: int = 0
+    checkpoint_every: int = 1000
+    plot_samples: int = 64
+    progress: bool = True
+    tensorboard: bool = True
+    num_workers: int = 0
+    prefetch: int = 2
+
+    def __post_init__(self) -> None:
+        _check_int("steps", self.steps, 0)
+        _check_int("batch_size", self.batch_size, 1)
+        _check_int("z_dim", self.z_dim, 1)
+        _check_choice("prior", self.prior, PRIORS)
+        _check_choice("loss", self.loss, LOSSES)
+        _check_int("n_dis", self.n_dis, 1)
+        _check_choice("optimizer", self.optimizer, OPTIMIZERS)
+        _check_float("lr_g", self.lr_g, 0.0, lo_open=True)
+        _check_float("lr_d", self.lr_d, 0.0, lo_open=True)
+        for name in ("betas_g", "betas_d"):
+            betas = getattr(self, name)
+            if not isinstance(betas, (tuple, list)) or len(betas) != 2:
+                raise ValueError(f"{name} must be a pair (beta1, beta2), got {betas!r}")
+            for i, b in enumerate(betas):
+                _check_float(f"{name}[{i}]", b, 0.0, 1.0, hi_open=True)
+            setattr(self, name, (float(betas[0]), float(betas[1])))
+        _check_choice("lr_decay", self.lr_decay, LR_DECAYS)
+        _check_choice("sampling", self.sampling, SAMPLINGS)
+        _check_int("prior_factor", self.prior_factor, 1)
+        _check_int("target_factor", self.target_factor, 1)
+        if self.ema_decay is not None:
+            _check_float("ema_decay", self.ema_decay, 0.0, 1.0, hi_open=True)
+        _check_int("ema_start", self.ema_start, 0)
+        _check_int("seed", self.seed, 0)
+        for name in ("log_every", "sample_every", "eval_every", "checkpoint_every"):
+            _check_int(name, getattr(self, name), 0)
+        _check_int("plot_samples", self.plot_samples, 1)
+        _check_int("num_workers", self.num_workers, 0)
+        _check_int("prefetch", self.prefetch, 0)
+        try:
+            torch.device(self.device)
+        except (RuntimeError, TypeError) as exc:
+            raise ValueError(f"device must be a torch device string, got {self.device!r}") from exc
+
+    @property
+    def uses_prior_coreset(self) -> bool:
+        """Whether prior batches are core-sets."""
+        return self.sampling == "coreset" and self.coreset_prior
+
+    @property
+    def uses_target_coreset(self) -> bool:
+        """Whether real batches are core-sets."""
+        return self.sampling == "coreset" and self.coreset_target
+
+    def to_dict(self) -> Dict[str, Any]:
+        """JSON-friendly copy."""
+        d = dataclasses.asdict(self)
+        d["betas_g"], d["betas_d"] = list(self.betas_g), list(self.betas_d)
+        return d
+
+
+@dataclass
+class RealData:
+    """The real-data source of an experiment.
+
+    Attributes
+    ----------
+    dataset : torch.utils.data.Dataset
+        Map-style dataset.  A batch may be a tensor or a tuple/list whose first
+        element is the tensor the discriminator sees (labels are ignored).
+    embeddings : np.ndarray or None
+        Shape ``(len(dataset), d)``: what the core-set of real rows is computed
+        on (for 2-D points the points themselves; for images their cached,
+        projected features).  Required when real batches are core-sets.
+    collate_fn : callable or None
+        Passed to the ``DataLoader``.
+    """
+
+    dataset: Dataset
+    embeddings: Optional[np.ndarray] = None
+    collate_fn: Optional[Callable] = None
+
+    def __post_init__(self) -> None:
+        n = len(self.dataset)  # type: ignore[arg-type]
+        if n < 1:
+            raise ValueError("dataset must not be empty")
+        if self.embeddings is not None:
+            shape = getattr(self.embeddings, "shape", None)
+            if shape is None or len(shape) != 2 or shape[0] != n:
+                raise ValueError(f"embeddings must have shape (len(dataset)={n}, d), got {shape}")
+
+
+class TrainingInterrupted(KeyboardInterrupt):
+    """Raised by :meth:`Trainer.fit` after a stop request (Ctrl-C) was honoured.
+
+    Attributes
+    ----------
+    step : int
+        Last completed generator update; the checkpoint holds this state.
+    checkpoint : Path
+        Where the checkpoint was written.
+    """
+
+    def __init__(self, step: int, checkpoint: Path) -> None:
+        super().__init__(f"interrupted after step {step}; checkpoint written to {checkpoint}")
+        self.step = step
+        self.checkpoint = checkpoint
+
+
+def _sub_seeds(seed: int, n: int) -> List[int]:
+    # independent streams for prior, real order and plotting noise, identical in
+    # both sampling modes so that GAN and Small-GAN runs see the same seeds
+    return [int(s.generate_state(1, dtype=np.uint32)[0])
+            for s in np.random.SeedSequence(seed).spawn(n)]
+
+
+def _draw_prior(gen: torch.Generator, shape: Tuple[int, int], prior: str) -> torch.Tensor:
+    if prior == "uniform":
+        return torch.rand(shape, generator=gen) * 2.0 - 1.0
+    return torch.randn(shape, generator=gen)
+
+
+class _RandomPrior:
+    """Plain prior draws: what a standard GAN uses."""
+
+    def __init__(self, dim: int, batch_size: int, prior: str, seed: int) -> None:
+        self.shape = (batch_size, dim)
+        self.prior = prior
+        self.gen = torch.Generator().manual_seed(seed)
+        self.last_wait_s = 0.0
+
+    def __next__(self) -> torch.Tensor:
+        t0 = time.perf_counter()
+        z = _draw_prior(self.gen, self.shape, self.prior)
+        self.last_wait_s = time.perf_counter() - t0
+        return z
+
+    def close(self) -> None:
+        pass
+
+
+class _ShuffledBatches(Sampler):
+    """Plain random real batches: a fresh permutation every epoch, ``drop_last``.
+
+    The random-mode counterpart of ``CoresetBatchSampler`` with the same
+    ``set_epoch`` convention and ``len`` (``n // batch_size``).
+    """
+
+    def __init__(self, n: int, batch_size: int, seed: int) -> None:
+        if n < batch_size:
+            raise ValueError(f"dataset has {n} rows, fewer than batch_size={batch_size}")
+        self.n, self.batch_size, self.seed, self.epoch = n, batch_size, seed, 0
+        self.last_wait_s = 0.0
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def __len__(self) -> int:
+        return self.n // self.batch_size
+
+    def __iter__(self) -> Iterator[List[int]]:
+        gen = torch.Generator().manual_seed(self.seed + 1_000_003 * self.epoch)
+        perm = torch.randperm(self.n, generator=gen).tolist()
+        for i in range(len(self)):
+            yield perm[i * self.batch_size:(i + 1) * self.batch_size]
+
+    def close(self) -> None:
+        pass
+
+
+class _Skip(Sampler):
+    """Yields a batch sampler's batches after dropping the first ``skip`` (resume)."""
+
+    def __init__(self, inner: Sampler, skip: int) -> None:
+        self.inner, self.skip = inner, skip
+
+    def __len__(self) -> int:
+        return len(self.inner) - self.skip  # type: ignore[arg-type]
+
+    def __iter__(self) -> Iterator[List[int]]:
+        it = iter(self.inner)
+        for _ in range(self.skip):
+            next(it)
+        yield from it
+
+
+class Trainer:
+    """Trains a GAN from a :class:`TrainConfig`.
+
+    Parameters
+    ----------
+    config : TrainConfig
+    generator : torch.nn.Module
+        Maps ``(b, z_dim)`` noise to samples.
+    discriminator : torch.nn.Module
+        Maps samples to logits (any shape; losses average over it).
+    data : RealData
+    out_dir : str or Path
+        Run directory (created).
+    eval_fn : callable, optional
+        ``eval_fn(trainer, step) -> Mapping[str, float]``; called every
+        ``eval_every`` steps and at the end.  Use ``trainer.eval_generator``
+        (the EMA generator when enabled) and ``trainer.discriminator``.
+    plot_fn : callable, optional
+        ``plot_fn(samples, path)``: writes a PNG of ``samples`` (a CPU tensor
+        of ``plot_samples`` generator outputs from fixed noise) to ``path``.
+    extra_config : mapping, optional
+        Experiment settings written to ``config.json`` next to the train config.
+    resume : bool
+        Continue from ``out_dir/checkpoint.pt`` when it exists.
+
+    Subclasses may override :meth:`discriminator_step` and
+    :meth:`generator_step` for other objectives (penalties, extra networks).
+
+    Thread safety
+    -------------
+    One trainer per thread; :meth:`fit` installs a SIGINT handler only when
+    called from the main thread.
+    """
+
+    def __init__(self, config: TrainConfig, generator: nn.Module, discriminator: nn.Module,
+                 data: RealData, out_dir: Union[str, Path], *,
+                 eval_fn: Optional[Callable[["Trainer", int], Mapping[str, float]]] = None,
+                 plot_fn: Optional[Callable[[torch.Tensor, Path], None]] = None,
+                 extra_config: Optional[Mapping[str, Any]] = None,
+                 resume: bool = False) -> None:
+        if not isinstance(config, TrainConfig):
+            raise TypeError(f"config must be a TrainConfig, got {type(config).__name__}")
+        if not isinstance(data, RealData):
+            raise TypeError(f"data must be a RealData, got {type(data).__name__}")
+        if config.uses_target_coreset and data.embeddings is None:
+            raise ValueError("sampling='coreset' with coreset_target=True needs data.embeddings")
+        n = len(data.dataset)  # type: ignore[arg-type]
+        if n < config.batch_size:
+            raise ValueError(f"dataset has {n} rows, fewer than batch_size={config.batch_size}")
+        self.config = config
+        self.device = torch.device(config.device)
+        self.generator = generator.to(self.device)
+        self.discriminator = discriminator.to(self.device)
+        self.data = data
+        self.out_dir = Path(out_dir)
+        self.eval_fn, self.plot_fn = eval_fn, plot_fn
+        self.extra_config = dict(extra_config or {})
+        self.resume = resume
+        self.step = 0
+        self.metrics: Dict[str, float] = {}
+        self._stop = False
+        self._prior_batches = 0  # batches consumed so far, for fast-forward on resume
+        self._real_batches = 0
+
+        c = config
+        if c.optimizer == "adam":
+            self.opt_g = torch.optim.Adam(self.generator.parameters(), lr=c.lr_g, betas=c.betas_g)
+            self.opt_d = torch.optim.Adam(self.discriminator.parameters(), lr=c.lr_d, betas=c.betas_d)
+        else:
+            self.opt_g = torch.optim.RMSprop(self.generator.parameters(), lr=c.lr_g)
+            self.opt_d = torch.optim.RMSprop(self.discriminator.parameters(), lr=c.lr_d)
+        total = max(c.steps, 1)
+        decay = (lambda s: max(0.0, 1.0 - s / total)) if c.lr_decay == "linear" else (lambda s: 1.0)
+        self.sched_g = torch.optim.lr_scheduler.LambdaLR(self.opt_g, decay)
+        self.sched_d = torch.optim.lr_scheduler.LambdaLR(self.opt_d, decay)
+        self.ema = EMA(self.generator, c.ema_decay, c.ema_start) if c.ema_decay is not None else None
+        self._amp_dtype = None
+        self.scaler = None
+        if c.amp:
+            if self.device.type == "cuda":
+                self._amp_dtype = torch.float16
+                self.scaler = torch.amp.GradScaler("cuda")
+            else:
+                self._amp_dtype = torch.bfloat16
+        self._prior_seed, self._real_seed, self._fixed_seed = _sub_seeds(c.seed, 3)
+        gen = torch.Generator().manual_seed(self._fixed_seed)
+        self.fixed_z = _draw_prior(gen, (c.plot_samples, c.z_dim), c.prior).to(self.device)
+
+    # ------------------------------------------------------------------ public
+
+    @property
+    def eval_generator(self) -> nn.Module:
+        """The generator to evaluate: the EMA copy when enabled, else G itself."""
+        return self.ema.module if self.ema is not None else self.generator
+
+    @property
+    def checkpoint_path(self) -> Path:
+        """``out_dir / "checkpoint.pt"``."""
+        return self.out_dir / CHECKPOINT_NAME
+
+    def request_stop(self) -> None:
+        """Ask :meth:`fit` to checkpoint and stop after the current step (what Ctrl-C does)."""
+        self._stop = True
+
+    @torch.no_grad()
+    def sample(self, n: int, seed: int = 0, batch: int = 4096) -> torch.Tensor:
+        """``n`` samples of :attr:`eval_generator` from plain prior draws, on the CPU.
+
+        Parameters
+        ----------
+        n : int
+            Number of samples.
+        seed : int
+            Seeds the prior draws (independent of training).
+        batch : int
+            Generator batch size.
+        """
+        _check_int("n", n, 1)
+        g = self.eval_generator
+        was_training = g.training
+        g.eval()
+        gen = torch.Generator().manual_seed(seed)
+        out = []
+        for lo in range(0, n, batch):
+            z = _draw_prior(gen, (min(batch, n - lo), self.config.z_dim), self.config.prior)
+            out.append(g(z.to(self.device)).float().cpu())
+        g.train(was_training)
+        return torch.cat(out)
+
+    def fit(self) -> Dict[str, float]:
+        """Train to ``config.steps``; returns the last evaluation's metrics.
+
+        Raises
+        ------
+        TrainingInterrupted
+            After Ctrl-C or :meth:`request_stop`, once the checkpoint is written.
+        """
+        c = self.config
+        # from here on Ctrl-C only raises a flag, honoured between steps, so a
+        # checkpoint never holds a half-done optimizer step
+        previous_handler = self._install_sigint()
+        logger = prior = real_sampler = None
+        acc: Dict[str, float] = {}
+        n_acc = 0
+        try:
+            self.out_dir.mkdir(parents=True, exist_ok=True)
+            if self.resume and self.checkpoint_path.exists():
+                self._load(load_checkpoint(self.checkpoint_path, map_location=self.device))
+            logger = RunLogger(self.out_dir, c.steps, self.step, c.tensorboard, c.progress)
+            self._write_config()  # last: its presence means the handler is in place
+            prior = self._make_prior()
+            real_sampler = self._make_real_sampler()
+            real = self._real_batches_from(real_sampler)
+            if self.step >= c.steps and self.metrics:
+                return dict(self.metrics)  # finished run resumed: nothing to do
+            while self.step < c.steps:
+                if self._stop:
+                    break
+                t0 = time.perf_counter()
+                wait_prior = wait_target = data_s = 0.0
+                for _ in range(c.n_dis):
+                    t_data = time.perf_counter()
+                    x = self._to_real(next(real))
+                    data_s += time.perf_counter() - t_data
+                    wait_target += float(getattr(real_sampler, "last_wait_s", 0.0) or 0.0)
+                    z = next(prior).to(self.device, non_blocking=True)
+                    wait_prior += float(getattr(prior, "last_wait_s", 0.0) or 0.0)
+                    self._real_batches += 1
+                    self._prior_batches += 1
+                    ld = self.discriminator_step(x, z)
+                z = next(prior).to(self.device, non_blocking=True)
+                wait_prior += float(getattr(prior, "last_wait_s", 0.0) or 0.0)
+                self._prior_batches += 1
+                lg = self.generator_step(z)
+                if self.ema is not None:
+                    self.ema.update(self.generator)
+                self.sched_g.step()
+                self.sched_d.step()
+                self.step += 1
+                step_s = time.perf_counter() - t0
+                for k, v in (("d_loss", ld), ("g_loss", lg), ("step_time_s", step_s),
+                             ("wait_prior_s", wait_prior), ("wait_target_s", wait_target),
+                             ("data_time_s", data_s)):
+                    acc[k] = acc.get(k, 0.0) + v
+                n_acc += 1
+                logger.advance()
+                last = self.step == c.steps
+                if (c.log_every and self.step % c.log_every == 0) or last:
+                    means = {k: v / n_acc for k, v in acc.items()}
+                    means["lr_g"] = self.opt_g.param_groups[0]["lr"]
+                    logger.log_train(self.step, means)
+                    acc, n_acc = {}, 0
+                if (c.eval_every and self.step % c.eval_every == 0) or last:
+                    self._evaluate(logger)
+                if (c.sample_every and self.step % c.sample_every == 0) or last:
+                    self._plot()
+                if (c.checkpoint_every and self.step % c.checkpoint_every == 0) or last:
+                    self._save()
+            if self._stop and self.step < c.steps:
+                self._save()
+                logger.write(f"stopped after step {self.step}; checkpoint: {self.checkpoint_path}")
+                raise TrainingInterrupted(self.step, self.checkpoint_path)
+            if c.steps == 0 and not self.metrics:  # nothing trained: still evaluate once
+                self._evaluate(logger)
+                self._save()
+            return dict(self.metrics)
+        finally:
+            if previous_handler is not None:
+                signal.signal(signal.SIGINT, previous_handler)
+            for s in (prior, real_sampler):
+                if s is not None:
+                    s.close()
+            if logger is not None:
+                logger.close()
+
+    # ----------------------------------------------------- overridable updates
+
+    def _autocast(self):
+        if self._amp_dtype is None:
+            return torch.autocast(self.device.type, enabled=False)
+        return torch.autocast(self.device.type, dtype=self._amp_dtype)
+
+    def _backward_step(self, loss: torch.Tensor, opt: torch.optim.Optimizer) -> None:
+        if self.scaler is not None:
+            self.scaler.scale(loss).backward()
+            self.scaler.step(opt)
+            self.scaler.update()
+        else:
+            loss.backward()
+            opt.step()
+
+    def discriminator_step(self, real: torch.Tensor, z: torch.Tensor) -> float:
+        """One discriminator update on a real batch and a prior batch; returns its loss."""
+        with torch.no_grad(), self._autocast():
+            fake = self.generator(z)
+        self.opt_d.zero_grad(set_to_none=True)
+        with self._autocast():
+            loss = d_loss(self.config.loss, self.discriminator(real), self.discriminator(fake))
+        self._backward_step(loss, self.opt_d)
+        return float(loss.detach())
+
+    def generator_step(self, z: torch.Tensor) -> float:
+        """One generator update on a prior batch; returns its loss."""
+        self.opt_g.zero_grad(set_to_none=True)
+        # D's weights are not updated here: skip their gradients
+        for p in self.discriminator.parameters():
+            p.requires_grad_(False)
+        try:
+            with self._autocast():
+                loss = g_loss(self.config.loss, self.discriminator(self.generator(z)))
+            self._backward_step(loss, self.opt_g)
+        finally:
+            for p in self.discriminator.parameters():
+                p.requires_grad_(True)
+        return float(loss.detach())
+
+    # ---------------------------------------------------------------- plumbing
+
+    def _to_real(self, batch: Any) -> torch.Tensor:
+        if isinstance(batch, (tuple, list)):
+            batch = batch[0]
+        return batch.to(self.device, non_blocking=True)
+
+    def _make_prior(self):
+        c = self.config
+        if c.uses_prior_coreset:
+            from smallgan.sampling import PriorCoreset
+
+            prior = PriorCoreset(c.z_dim, c.batch_size, factor=c.prior_factor,
+                                 distribution=c.prior, seed=self._prior_seed,
+                                 prefetch=c.prefetch)
+        else:
+            prior = _RandomPrior(c.z_dim, c.batch_size, c.prior, self._prior_seed)
+        try:
+            for _ in range(self._prior_batches):  # resume: replay the stream
+                next(prior)
+        except BaseException:
+            prior.close()
+            raise
+        return prior
+
+    def _make_real_sampler(self):
+        c = self.config
+        if c.uses_target_coreset:
+            from smallgan.sampling import CoresetBatchSampler
+
+            return CoresetBatchSampler(self.data.embeddings, c.batch_size,
+                                       factor=c.target_factor, seed=self._real_seed,
+                                       drop_last=True, prefetch=c.prefetch)
+        return _ShuffledBatches(len(self.data.dataset), c.batch_size,  # type: ignore[arg-type]
+                                self._real_seed)
+
+    def _real_batches_from(self, sampler) -> Iterator[Any]:
+        per_epoch = len(sampler)
+        if per_epoch < 1:
+            raise ValueError(f"the real-data sampler yields no batch per epoch "
+                             f"(dataset of {len(self.data.dataset)} rows, "  # type: ignore[arg-type]
+                             f"batch_size={self.config.batch_size})")
+        epoch, skip = divmod(self._real_batches, per_epoch)
+
+        def gen() -> Iterator[Any]:
+            nonlocal epoch, skip
+            while True:
+                sampler.set_epoch(epoch)
+                loader = DataLoader(self.data.dataset, batch_sampler=_Skip(sampler, skip),
+                                    collate_fn=self.data.collate_fn,
+                                    num_workers=self.config.num_workers,
+                                    pin_memory=self.device.type == "cuda")
+                yield from loader
+                epoch, skip = epoch + 1, 0
+
+        return gen()
+
+    def _install_sigint(self):
+        if threading.current_thread() is not threading.main_thread():
+            return None
+        previous = signal.getsignal(signal.SIGINT)
+
+        def handler(signum, frame):  # noqa: ARG001
+            if self._stop:  # second Ctrl-C: stop now, without a checkpoint
+                raise KeyboardInterrupt
+            self._stop = True
+
+        signal.signal(signal.SIGINT, handler)
+        return previous if previous is not None else signal.default_int_handler
+
+    def _evaluate(self, logger: RunLogger) -> None:
+        if self.eval_fn is None:
+            return
+        g = self.eval_generator
+        was_training = g.training
+        g.eval()
+        try:
+            metrics = dict(self.eval_fn(self, self.step))
+        finally:
+            g.train(was_training)
+        self.metrics = {k: float(v) for k, v in metrics.items()}
+        logger.log_metrics(self.step, self.metrics)
+
+    def _plot(self) -> None:
+        if self.plot_fn is None:
+            return
+        g = self.eval_generator
+        was_training = g.training
+        g.eval()
+        with torch.no_grad():
+            samples = g(self.fixed_z).float().cpu()
+        g.train(was_training)
+        path = self.out_dir / "samples" / f"step_{self.step:07d}.png"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self.plot_fn(samples, path)
+
+    def _write_config(self) -> None:
+        doc = {"train": self.config.to_dict(), "experiment": self.extra_config}
+        tmp = self.out_dir / "config.json.tmp"
+        tmp.write_text(json.dumps(doc, indent=2, sort_keys=True, default=str) + "\n")
+        tmp.replace(self.out_dir / "config.json")
+
+    def _state(self) -> Dict[str, Any]:
+        state: Dict[str, Any] = {
+            "step": self.step,
+            "config": self.config.to_dict(),
+            "generator": self.generator.state_dict(),
+            "discriminator": self.discriminator.state_dict(),
+            "opt_g": self.opt_g.state_dict(),
+            "opt_d": self.opt_d.state_dict(),
+            "sched_g": self.sched_g.state_dict(),
+            "sched_d": self.sched_d.state_dict(),
+            "prior_batches": self._prior_batches,
+            "real_batches": self._real_batches,
+            "metrics": dict(self.metrics),
+            "torch_rng": torch.get_rng_state(),
+        }
+        if torch.cuda.is_available() and self.device.type == "cuda":
+            state["cuda_rng"] = torch.cuda.get_rng_state_all()
+        if self.ema is not None:
+            state["ema"] = self.ema.state_dict()
+        if self.scaler is not None:
+            state["scaler"] = self.scaler.state_dict()
+        return state
+
+    def _save(self) -> None:
+        save_checkpoint(self._state(), self.checkpoint_path)
+
+    def _load(self, state: Mapping[str, Any]) -> None:
+        saved, now = state["config"], self.config.to_dict()
+        free = _RESUMABLE_CHANGES if self.config.lr_decay == "none" else _RESUMABLE_CHANGES - {"steps"}
+        diff = sorted(k for k in now if k not in free and saved.get(k) != now[k])
+        if diff:
+            detail = ", ".join(f"{k}: checkpoint {saved.get(k)!r} vs now {now[k]!r}" for k in diff)
+            raise ValueError(f"cannot resume from {self.checkpoint_path}: the config differs ({detail})")
+        if state["step"] > self.config.steps:
+            raise ValueError(f"cannot resume: the checkpoint is at step {state['step']}, "
+                             f"past steps={self.config.steps}")
+        self.generator.load_state_dict(state["generator"])
+        self.discriminator.load_state_dict(state["discriminator"])
+        self.opt_g.load_state_dict(state["opt_g"])
+        self.opt_d.load_state_dict(state["opt_d"])
+        self.sched_g.load_state_dict(state["sched_g"])
+        self.sched_d.load_state_dict(state["sched_d"])
+        if self.ema is not None:
+            self.ema.load_state_dict(state["ema"])
+        if self.scaler is not None and "scaler" in state:
+            self.scaler.load_state_dict(state["scaler"])
+        torch.set_rng_state(state["torch_rng"])
+        if "cuda_rng" in state and torch.cuda.is_available():
+            torch.cuda.set_rng_state_all(state["cuda_rng"])
+        self.step = int(state["step"])
+        self._prior_batches = int(state["prior_batches"])
+        self._real_batches = int(state["real_batches"])
+        self.metrics = dict(state.get("metrics", {}))
