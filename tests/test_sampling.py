@@ -254,6 +254,17 @@ def test_prior_shape_dtype_range_and_recipe():
         assert np.array_equal(z.numpy(), draws[idx])
 
 
+@pytest.mark.parametrize("prefetch", [0, 2])
+def test_prior_resumes_from_position(prefetch):
+    with PriorCoreset(5, 8, seed=2, prefetch=prefetch) as p:
+        stream = [next(p) for _ in range(6)]
+        assert p.position == 6
+    with PriorCoreset(5, 8, seed=2, prefetch=prefetch, start=4) as q:
+        assert q.position == 4
+        assert torch.equal(next(q), stream[4]) and torch.equal(next(q), stream[5])
+        assert q.position == 6
+
+
 def test_prior_normal_and_fresh_seed():
     p = PriorCoreset(4, 64, distribution="normal", prefetch=0)
     z = next(p)
@@ -323,6 +334,7 @@ def test_prior_on_cuda_matches_cpu():
         (dict(dim=2, batch_size=4, prefetch=-1), ValueError, r"prefetch must be >= 0, got -1"),
         (dict(dim=2, batch_size=4, prefetch=True), TypeError, r"prefetch must be an int, got True"),
         (dict(dim=2, batch_size=4, threads=0), ValueError, r"threads must be >= 1, got 0"),
+        (dict(dim=2, batch_size=4, start=-3), ValueError, r"start must be >= 0, got -3"),
         (dict(dim=2, batch_size=4, device="nonsense"), ValueError, r"device must name a torch device, got 'nonsense'"),
     ],
 )

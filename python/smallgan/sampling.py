@@ -169,13 +169,14 @@ def _produce(
     slots: threading.Semaphore,
     out: "queue.SimpleQueue[Any]",
     done: threading.Event,
+    start: int,
 ) -> None:
     """Producer thread: plan batches in order and submit them to the engine.
 
     A module-level function holding no reference to the iterator that owns
     it, so that dropping the iterator (garbage collection) can stop it.
     """
-    b = 0
+    b = start
     try:
         while count is None or b < count:
             while not slots.acquire(timeout=_POLL_S):
@@ -228,6 +229,7 @@ class _Selections:
         threads: Optional[int],
         clock: _WaitClock,
         finish: Callable[[Any, Any], Any],
+        start: int = 0,
     ) -> None:
         self._plan: Optional[Callable[[int], _Job]] = plan
         self._finish = finish  # (context, indices) -> batch, on the consumer
@@ -235,7 +237,8 @@ class _Selections:
         self._prefetch = prefetch
         self._threads = threads
         self._clock = clock
-        self._planned = 0  # synchronous mode: batches planned so far
+        self._start_at = start  # number of the first batch
+        self._planned = start  # synchronous mode: next batch to plan
         self._thread: Optional[threading.Thread] = None
         self._out: "queue.SimpleQueue[Any]" = queue.SimpleQueue()
         self._done = threading.Event()
@@ -246,7 +249,8 @@ class _Selections:
     def _start(self) -> None:
         self._thread = threading.Thread(
             target=_produce,
-            args=(self._plan, self._count, self._threads, self._slots, self._out, self._done),
+            args=(self._plan, self._count, self._threads, self._slots, self._out, self._done,
+                  self._start_at),
             name="smallgan-prefetch",
             # Daemon only as a last resort: close(), garbage collection and
             # the atexit hook below all stop and join it first.
@@ -437,6 +441,9 @@ class PriorCoreset:
         selections at once, and fanning a sub-millisecond job out to OpenMP
         threads costs barrier latency (milliseconds when the training step
         keeps the cores busy) and takes cores from the training step.
+    start : int, default 0
+        Number of the first batch: ``start=position`` of an earlier stream
+        with the same seed resumes it exactly, without replaying it.
 
     Yields
     ------
@@ -446,6 +453,9 @@ class PriorCoreset:
     ----------
     seed : int
         The seed in use.
+    position : int
+        Number of the next batch (``start`` plus the batches yielded); save
+        it with a checkpoint.
     last_wait_s, wait_s : float
         Seconds the last ``next()`` / all ``next()`` calls blocked on the
         selection (with ``prefetch=0``: the k-center call itself).
@@ -482,6 +492,7 @@ class PriorCoreset:
         prefetch: int = 2,
         *,
         threads: Optional[int] = 1,
+        start: int = 0,
     ) -> None:
         self.dim = _check_int("dim", dim, 1)
         self.batch_size = _check_int("batch_size", batch_size, 1)
@@ -498,6 +509,7 @@ class PriorCoreset:
             raise ValueError(f"device={device!r} but CUDA is not available")
         self.prefetch = _check_prefetch(prefetch)
         self.threads = _check_threads(threads)
+        self.position = _check_int("start", start, 0)
         self._clock = _WaitClock()
         self._selections: Optional[_Selections] = None
         self._closed = False
@@ -538,13 +550,15 @@ class PriorCoreset:
             # Started lazily: constructing a prior costs nothing.
             self._selections = _Selections(
                 self._make_plan(), None, self.prefetch, self.threads, self._clock,
-                _prior_finisher(self.device, self.batch_size, self.dim),
+                _prior_finisher(self.device, self.batch_size, self.dim), self.position,
             )
         try:
-            return self._selections.next()
+            z = self._selections.next()
         except BaseException:  # a failed job or Ctrl-C ends the stream
             self.close()
             raise
+        self.position += 1
+        return z
 
     def close(self) -> None:
         """Cancel pending selections; later ``next()`` calls raise StopIteration."""
