@@ -39,7 +39,7 @@ SimdLevel resolve_simd(int simd) {
 // strides that are whole elements) and the selected indices.
 KCenterInput describe(const py::array& x, std::int64_t k, std::int64_t first,
                       const py::array_t<std::int64_t, py::array::c_style>& selected, int threads,
-                      int simd) {
+                      int simd, bool prune) {
     if (x.ndim() != 2) throw std::invalid_argument("x must be 2-D");
     KCenterInput in;
     if (x.dtype().is(py::dtype::of<float>()))
@@ -61,13 +61,14 @@ KCenterInput describe(const py::array& x, std::int64_t k, std::int64_t first,
     in.selected.assign(selected.data(), selected.data() + selected.size());
     in.threads = threads;
     in.simd = resolve_simd(simd);
+    in.prune = prune;
     return in;
 }
 
 py::tuple run_sync(const py::array& x, std::int64_t k, std::int64_t first,
                    const py::array_t<std::int64_t, py::array::c_style>& selected, int threads,
-                   int simd, bool want_distances) {
-    KCenterInput in = describe(x, k, first, selected, threads, simd);
+                   int simd, bool want_distances, bool prune) {
+    KCenterInput in = describe(x, k, first, selected, threads, simd, prune);
     if (k < 1) throw std::invalid_argument("k must be >= 1");
     py::array_t<std::int64_t> idx(static_cast<py::ssize_t>(k));
     py::object dist = py::none();
@@ -177,9 +178,9 @@ void job_body(const std::shared_ptr<AsyncJob>& job) {
 
 void submit(const py::array& x, std::int64_t k, std::int64_t first,
             const py::array_t<std::int64_t, py::array::c_style>& selected, int threads, int simd,
-            bool want_distances, py::object future) {
+            bool want_distances, py::object future, bool prune) {
     auto job = std::make_shared<AsyncJob>();
-    job->in = describe(x, k, first, selected, threads, simd);
+    job->in = describe(x, k, first, selected, threads, simd, prune);
     if (k < 1) throw std::invalid_argument("k must be >= 1");
     py::array_t<std::int64_t> idx(static_cast<py::ssize_t>(k));
     job->in.indices = idx.mutable_data();
@@ -227,9 +228,11 @@ PYBIND11_MODULE(_core, m) {
 
     m.def("kcenter", &run_sync, py::arg("x"), py::arg("k"), py::arg("first"), py::arg("selected"),
           py::arg("threads") = 0, py::arg("simd") = -1, py::arg("want_distances") = false,
+          py::arg("prune") = true,
           "Runs greedy k-center; returns (indices, distances or None, radius, threads_used).");
     m.def("submit", &submit, py::arg("x"), py::arg("k"), py::arg("first"), py::arg("selected"),
           py::arg("threads"), py::arg("simd"), py::arg("want_distances"), py::arg("future"),
+          py::arg("prune") = true,
           "Queues a k-center job on the background pool; the Future receives the kcenter tuple.");
     m.def("shutdown", &shutdown, "Cancels queued jobs, waits for running ones, stops the pool.");
     m.def("pool_size", [] {

@@ -1,7 +1,9 @@
 // AVX2 + FMA kernel.  Compiled with -mavx2 -mfma for this file only; called
 // only after the CPU check in simd.cpp.  A 16-row block is two 8-lane vectors;
-// two blocks are processed together so four independent FMA chains hide the
-// FMA latency (each chain still sums its row's terms in order j = 0, 1, ...).
+// each (row, centre) distance is summed in two partial sums (j even / j odd,
+// then added), so one centre has four independent FMA chains; two centres at a
+// time share each load of the block.  Both paths do the same arithmetic per
+// distance, so their results are bit-identical.
 #include <immintrin.h>
 
 #include "distance.hpp"
@@ -9,80 +11,85 @@
 namespace smallgan {
 namespace {
 
-struct LaneBest {
-    __m256 v[2];
-    __m256i i[2];
+inline __m256 sq(__m256 v, float c, __m256 acc) {
+    const __m256 t = _mm256_sub_ps(v, _mm256_set1_ps(c));
+    return _mm256_fmadd_ps(t, t, acc);
+}
+
+struct Half2 {
+    __m256 lo, hi;
 };
 
-inline void fold(LaneBest& lb, float* m, __m256 lo, __m256 hi,
-                 std::int32_t base) {
-    const __m256i lane = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
-    __m256 m0 = _mm256_min_ps(_mm256_load_ps(m), lo);
-    __m256 m1 = _mm256_min_ps(_mm256_load_ps(m + 8), hi);
-    _mm256_store_ps(m, m0);
-    _mm256_store_ps(m + 8, m1);
-    __m256 g0 = _mm256_cmp_ps(m0, lb.v[0], _CMP_GT_OQ);
-    __m256 g1 = _mm256_cmp_ps(m1, lb.v[1], _CMP_GT_OQ);
-    lb.v[0] = _mm256_blendv_ps(lb.v[0], m0, g0);
-    lb.v[1] = _mm256_blendv_ps(lb.v[1], m1, g1);
-    __m256i i0 = _mm256_add_epi32(_mm256_set1_epi32(base), lane);
-    __m256i i1 = _mm256_add_epi32(_mm256_set1_epi32(base + 8), lane);
-    lb.i[0] = _mm256_castps_si256(_mm256_blendv_ps(_mm256_castsi256_ps(lb.i[0]),
-                                                   _mm256_castsi256_ps(i0), g0));
-    lb.i[1] = _mm256_castps_si256(_mm256_blendv_ps(_mm256_castsi256_ps(lb.i[1]),
-                                                   _mm256_castsi256_ps(i1), g1));
+inline Half2 one(const float* blk, std::size_t d, const float* c) {
+    __m256 l0 = _mm256_setzero_ps(), l1 = l0, h0 = l0, h1 = l0;
+    std::size_t j = 0;
+    for (; j + 2 <= d; j += 2) {
+        const float* p = blk + j * kBlock;
+        l0 = sq(_mm256_load_ps(p), c[j], l0);
+        h0 = sq(_mm256_load_ps(p + 8), c[j], h0);
+        l1 = sq(_mm256_load_ps(p + kBlock), c[j + 1], l1);
+        h1 = sq(_mm256_load_ps(p + kBlock + 8), c[j + 1], h1);
+    }
+    if (j < d) {
+        const float* p = blk + j * kBlock;
+        l0 = sq(_mm256_load_ps(p), c[j], l0);
+        h0 = sq(_mm256_load_ps(p + 8), c[j], h0);
+    }
+    return Half2{_mm256_add_ps(l0, l1), _mm256_add_ps(h0, h1)};
+}
+
+inline void two(const float* blk, std::size_t d, const float* c0, const float* c1, __m256& mlo,
+                __m256& mhi) {
+    __m256 l0 = _mm256_setzero_ps(), l1 = l0, h0 = l0, h1 = l0;  // centre 0
+    __m256 p0 = l0, p1 = l0, q0 = l0, q1 = l0;                   // centre 1
+    std::size_t j = 0;
+    for (; j + 2 <= d; j += 2) {
+        const float* p = blk + j * kBlock;
+        const __m256 v0 = _mm256_load_ps(p), w0 = _mm256_load_ps(p + 8);
+        const __m256 v1 = _mm256_load_ps(p + kBlock), w1 = _mm256_load_ps(p + kBlock + 8);
+        l0 = sq(v0, c0[j], l0);
+        h0 = sq(w0, c0[j], h0);
+        l1 = sq(v1, c0[j + 1], l1);
+        h1 = sq(w1, c0[j + 1], h1);
+        p0 = sq(v0, c1[j], p0);
+        q0 = sq(w0, c1[j], q0);
+        p1 = sq(v1, c1[j + 1], p1);
+        q1 = sq(w1, c1[j + 1], q1);
+    }
+    if (j < d) {
+        const float* p = blk + j * kBlock;
+        const __m256 v0 = _mm256_load_ps(p), w0 = _mm256_load_ps(p + 8);
+        l0 = sq(v0, c0[j], l0);
+        h0 = sq(w0, c0[j], h0);
+        p0 = sq(v0, c1[j], p0);
+        q0 = sq(w0, c1[j], q0);
+    }
+    mlo = _mm256_min_ps(mlo, _mm256_add_ps(l0, l1));
+    mhi = _mm256_min_ps(mhi, _mm256_add_ps(h0, h1));
+    mlo = _mm256_min_ps(mlo, _mm256_add_ps(p0, p1));
+    mhi = _mm256_min_ps(mhi, _mm256_add_ps(q0, q1));
 }
 
 }  // namespace
 
-Best update_avx2(const float* P, std::size_t d, const float* c, float* mind,
-                 std::size_t b0, std::size_t b1) {
-    LaneBest lb;
-    lb.v[0] = lb.v[1] = _mm256_set1_ps(kSelected);
-    lb.i[0] = lb.i[1] = _mm256_set1_epi32(-1);
-    const std::size_t bs = d * kBlock;  // floats per block
-    std::size_t b = b0;
-    for (; b + 2 <= b1; b += 2) {
-        const float* p = P + b * bs;
-        const float* q = p + bs;
-        __m256 a0 = _mm256_setzero_ps(), a1 = _mm256_setzero_ps();
-        __m256 a2 = _mm256_setzero_ps(), a3 = _mm256_setzero_ps();
-        for (std::size_t j = 0; j < d; ++j) {
-            const __m256 cj = _mm256_broadcast_ss(c + j);
-            const __m256 t0 = _mm256_sub_ps(_mm256_load_ps(p + j * kBlock), cj);
-            const __m256 t1 = _mm256_sub_ps(_mm256_load_ps(p + j * kBlock + 8), cj);
-            const __m256 t2 = _mm256_sub_ps(_mm256_load_ps(q + j * kBlock), cj);
-            const __m256 t3 = _mm256_sub_ps(_mm256_load_ps(q + j * kBlock + 8), cj);
-            a0 = _mm256_fmadd_ps(t0, t0, a0);
-            a1 = _mm256_fmadd_ps(t1, t1, a1);
-            a2 = _mm256_fmadd_ps(t2, t2, a2);
-            a3 = _mm256_fmadd_ps(t3, t3, a3);
-        }
-        fold(lb, mind + b * kBlock, a0, a1, static_cast<std::int32_t>(b * kBlock));
-        fold(lb, mind + (b + 1) * kBlock, a2, a3,
-             static_cast<std::int32_t>((b + 1) * kBlock));
+Best apply_avx2(const float* blk, std::size_t d, const float* C, std::size_t count,
+                const float* last, float* m, std::int64_t base) {
+    __m256 mlo = _mm256_load_ps(m), mhi = _mm256_load_ps(m + 8);
+    std::size_t q = 0;
+    for (; q + 2 <= count; q += 2) two(blk, d, C + q * d, C + (q + 1) * d, mlo, mhi);
+    for (; q < count; ++q) {
+        const Half2 r = one(blk, d, C + q * d);
+        mlo = _mm256_min_ps(mlo, r.lo);
+        mhi = _mm256_min_ps(mhi, r.hi);
     }
-    for (; b < b1; ++b) {
-        const float* p = P + b * bs;
-        __m256 a0 = _mm256_setzero_ps(), a1 = _mm256_setzero_ps();
-        for (std::size_t j = 0; j < d; ++j) {
-            const __m256 cj = _mm256_broadcast_ss(c + j);
-            const __m256 t0 = _mm256_sub_ps(_mm256_load_ps(p + j * kBlock), cj);
-            const __m256 t1 = _mm256_sub_ps(_mm256_load_ps(p + j * kBlock + 8), cj);
-            a0 = _mm256_fmadd_ps(t0, t0, a0);
-            a1 = _mm256_fmadd_ps(t1, t1, a1);
-        }
-        fold(lb, mind + b * kBlock, a0, a1, static_cast<std::int32_t>(b * kBlock));
+    if (last != nullptr) {
+        const Half2 r = one(blk, d, last);
+        mlo = _mm256_min_ps(mlo, r.lo);
+        mhi = _mm256_min_ps(mhi, r.hi);
     }
-    alignas(32) float v[16];
-    alignas(32) std::int32_t ix[16];
-    _mm256_store_ps(v, lb.v[0]);
-    _mm256_store_ps(v + 8, lb.v[1]);
-    _mm256_store_si256(reinterpret_cast<__m256i*>(ix), lb.i[0]);
-    _mm256_store_si256(reinterpret_cast<__m256i*>(ix + 8), lb.i[1]);
-    Best best{kSelected, -1};
-    for (int l = 0; l < 16; ++l) best = better(best, Best{v[l], ix[l]});
-    return best;
+    _mm256_store_ps(m, mlo);
+    _mm256_store_ps(m + 8, mhi);
+    return block_best(m, base);
 }
 
 }  // namespace smallgan

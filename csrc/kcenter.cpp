@@ -1,6 +1,7 @@
 #include "kcenter.hpp"
 
 #include <algorithm>
+#include <vector>
 #include <cmath>
 #include <cstdlib>
 #include <cstring>
@@ -68,6 +69,17 @@ inline void gather_row(const float* P, std::size_t d, std::int64_t i, float* c) 
     for (std::size_t j = 0; j < d; ++j) c[j] = blk[j * kBlock + l];
 }
 
+// One row of x as float32, converted exactly as pack_blocks does.
+void copy_row(const KCenterInput& in, std::int64_t i, float* out) {
+    if (in.dtype == DType::Float64) {
+        const double* x = static_cast<const double*>(in.data) + i * in.row_stride;
+        for (std::int64_t j = 0; j < in.d; ++j) out[j] = static_cast<float>(x[j * in.col_stride]);
+    } else {
+        const float* x = static_cast<const float*>(in.data) + i * in.row_stride;
+        for (std::int64_t j = 0; j < in.d; ++j) out[j] = x[j * in.col_stride];
+    }
+}
+
 }  // namespace
 
 bool have_openmp() {
@@ -111,22 +123,29 @@ KCenterStats kcenter(const KCenterInput& in) {
     for (std::int64_t s : in.selected)
         if (s < 0 || s >= n) throw std::invalid_argument("selected index " + std::to_string(s) + " out of range");
 
-    const UpdateFn update = update_kernel(in.simd);
+    const ApplyFn apply = apply_kernel(in.simd);
     const std::size_t nb = static_cast<std::size_t>((n + kBlock - 1) / kBlock);
     const std::size_t ud = static_cast<std::size_t>(d);
     AlignedBuf P = aligned_floats(nb * kBlock * ud);
     AlignedBuf mind = aligned_floats(nb * kBlock);
+    // Centres in the order they were chosen (old `selected` first), as rows.
+    AlignedBuf C = aligned_floats(static_cast<std::size_t>(S + in.k) * ud);
+    // Lazy updates: block b has had the first synced[b] centres applied, and
+    // bound[b] >= the largest min-distance of its unselected rows.
+    std::vector<std::int64_t> synced(nb, 0);
+    std::vector<float> bound(nb, std::numeric_limits<float>::infinity());
+    for (std::int64_t s = 0; s < S; ++s) copy_row(in, in.selected[static_cast<std::size_t>(s)], C.get() + s * d);
 
     KCenterStats out;
     const int T = choose_threads(n, d, in.threads);
     out.threads_used = T;
 
-    // Per-thread partial results, double-buffered by step parity: after the
-    // barrier of step s every thread merges slot[s & 1] in thread order, and
-    // slot[s & 1] is not written again before the barrier of step s + 1, by
+    // Per-thread partial results, double-buffered by search parity: after the
+    // barrier of search s every thread merges slot[s & 1] in thread order, and
+    // slot[s & 1] is not written again before the barrier of search s + 1, by
     // which time every thread has finished reading it.  One barrier per step.
     std::vector<Best> slots(2 * static_cast<std::size_t>(T));
-    const std::int64_t total_steps = S + in.k;  // updates: each old centre, then each new one
+    float first_val = 0.0f;
     double radius_sq = 0.0;
 
 #if defined(_OPENMP)
@@ -152,56 +171,100 @@ KCenterStats kcenter(const KCenterInput& in) {
         pack(in, P.get(), b0, b1);
         for (std::size_t i = b0 * kBlock; i < b1 * kBlock; ++i)
             mind[i] = static_cast<std::int64_t>(i) < n ? std::numeric_limits<float>::infinity() : kSelected;
-        std::vector<float> c(ud);
-        Best merged{kSelected, -1};
+        for (std::int64_t s : in.selected)
+            if (owns(s)) mind[s] = kSelected;
+        std::vector<float> last(ud);  // the newest centre, private to each thread
 #if defined(_OPENMP)
 #pragma omp barrier
 #endif
-        std::int64_t center = S > 0 ? in.selected[0] : in.first;
-        for (std::int64_t step = 0; step < total_steps; ++step) {
-            if (step >= S) {
-                // a new pick: record it with the distance at which it was picked
-                const std::int64_t t = step - S;
-                if (t == 0 && in.first >= 0 && S > 0) {
-                    // forced first centre after `selected`: read its distance, then a
-                    // barrier so no owner marks it before every thread has read it
-                    center = in.first;
-                    merged.val = mind[center];
-#if defined(_OPENMP)
-#pragma omp barrier
-#endif
-                } else if (t == 0 && S == 0) {
-                    merged.val = std::numeric_limits<float>::infinity();
-                }
-                if (tid == 0) {
-                    in.indices[t] = center;
-                    if (in.distances != nullptr)
-                        in.distances[t] =
-                            std::sqrt(static_cast<double>(std::max(merged.val, 0.0f)));
+        // Rows [0, visible) of C can be read by every thread.  The newest
+        // centre is written to C by thread 0 during its step and becomes
+        // visible at that step's barrier; until then each thread applies its
+        // private copy `last`.
+        std::int64_t visible = S;
+        long search_no = 0;
+
+        auto bring_up_to_date = [&](std::size_t b, const float* newest) -> Best {
+            const std::int64_t from = synced[b];
+            Best bb = apply(P.get() + b * ud * kBlock, ud, C.get() + from * d,
+                            static_cast<std::size_t>(visible - from), newest, mind.get() + b * kBlock,
+                            static_cast<std::int64_t>(b * kBlock));
+            synced[b] = visible + (newest != nullptr ? 1 : 0);
+            bound[b] = bb.val;
+            return bb;
+        };
+
+        // Finds the farthest row from all centres (exact).  A block whose
+        // bound is below a value already found in this chunk cannot hold the
+        // farthest row: its update waits, and is applied later together with
+        // the centres that arrive meanwhile, while the block sits in L1.
+        auto search = [&](const float* newest) -> Best {
+            Best local{kSelected, -1};
+            if (b0 < b1) {
+                if (in.prune) {
+                    std::size_t top = b0;  // the most promising block first
+                    for (std::size_t b = b0 + 1; b < b1; ++b)
+                        if (bound[b] > bound[top]) top = b;
+                    local = better(local, bring_up_to_date(top, newest));
+                    for (std::size_t b = b0; b < b1; ++b)
+                        if (b != top && !(bound[b] < local.val)) local = better(local, bring_up_to_date(b, newest));
+                } else {
+                    for (std::size_t b = b0; b < b1; ++b) local = better(local, bring_up_to_date(b, newest));
                 }
             }
-            gather_row(P.get(), ud, center, c.data());
-            if (owns(center)) mind[center] = kSelected;
-            Best local = update(P.get(), ud, c.data(), mind.get(), b0, b1);
-            Best* slot = slots.data() + (step & 1) * T;
+            Best* slot = slots.data() + (search_no & 1) * T;
+            ++search_no;
             slot[tid] = local;
 #if defined(_OPENMP)
             if (nt > 1) {
 #pragma omp barrier
             }
 #endif
-            merged = Best{kSelected, -1};
+            Best merged{kSelected, -1};
             for (int q = 0; q < nt; ++q) merged = better(merged, slot[q]);
-            if (step + 1 < S) {
-                center = in.selected[static_cast<std::size_t>(step + 1)];
-            } else {
-                center = merged.idx;  // farthest row from all centres so far (Alg. 1)
+            return merged;
+        };
+
+        std::int64_t center;
+        float val;
+        if (S == 0) {
+            center = in.first;
+            val = std::numeric_limits<float>::infinity();
+        } else if (in.first >= 0) {
+            // forced first centre after `selected`: its owner brings its block
+            // up to date to read its distance; a barrier publishes the value
+            center = in.first;
+            if (owns(center)) {
+                bring_up_to_date(static_cast<std::size_t>(center) / kBlock, nullptr);
+                first_val = mind[center];
             }
+#if defined(_OPENMP)
+#pragma omp barrier
+#endif
+            val = first_val;
+        } else {
+            const Best b = search(nullptr);  // the farthest row from `selected`
+            center = b.idx;
+            val = b.val;
         }
-        if (tid == 0) radius_sq = std::max(0.0f, merged.val);
+
+        for (std::int64_t t = 0; t < in.k; ++t) {
+            if (tid == 0) {
+                in.indices[t] = center;
+                if (in.distances != nullptr) in.distances[t] = std::sqrt(static_cast<double>(std::max(val, 0.0f)));
+            }
+            if (owns(center)) mind[center] = kSelected;  // its block's bound stays an upper bound
+            gather_row(P.get(), ud, center, last.data());
+            if (tid == 0) std::copy(last.begin(), last.end(), C.get() + visible * d);
+            const Best b = search(last.data());
+            ++visible;
+            center = b.idx;  // farthest row from all centres so far (Alg. 1)
+            val = b.val;
+        }
+        // After the last search `val` is the farthest remaining row's distance:
+        // the k-center objective (0 once every row is a centre).
+        if (tid == 0) radius_sq = std::max(0.0f, val);
     }
-    // After the last update `merged` holds the farthest remaining row: its
-    // distance is the k-center objective (0 once every row is a centre).
     out.radius = std::sqrt(radius_sq);
     return out;
 }

@@ -23,6 +23,7 @@ struct KCenterInput {
     std::vector<std::int64_t> selected;  // IN  existing centres (distinct, in range)
     int threads = 0;              // IN  0: automatic (see choose_threads)
     SimdLevel simd = SimdLevel::Baseline;
+    bool prune = true;            // IN  lazy block updates (exact); false: every block every step
     // Output buffers, allocated by the caller before the work starts:
     std::int64_t* indices = nullptr;   // OUT k new centres in selection order (required)
     double* distances = nullptr;       // OUT k distances of each pick to the centres before it
