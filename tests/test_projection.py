@@ -218,3 +218,62 @@ def test_save_and_load_projection(tmp_path):
         load_projection(tmp_path / "nope.npz")
     with pytest.raises(ValueError, match=r"unknown keys \['bogus'\]"):
         save_projection(tmp_path / "x.npz", {**s, "bogus": 1})
+
+
+@pytest.mark.parametrize("case", ["whole", "slice", "copy-on-write", "unflushed-r+", "big-endian", "fortran"])
+def test_memmap_inputs_of_every_kind_match_in_memory(tmp_path, case):
+    # Whole-file memmaps are read with plain file reads; the others through
+    # the mapping.  Either way the result must be that of the array's values.
+    a = np.random.default_rng(11).normal(size=(301, 40)).astype(np.float32)
+    path = tmp_path / "a.npy"
+    if case == "big-endian":
+        np.save(path, a.astype(">f4"))
+    elif case == "fortran":
+        np.save(path, np.asfortranarray(a))
+    else:
+        np.save(path, a)
+    expected = a.copy()
+    if case == "copy-on-write":
+        x = np.load(path, mmap_mode="c")
+        x[5] = 7.0  # private change, not in the file
+        expected[5] = 7.0
+    elif case == "unflushed-r+":
+        x = np.load(path, mmap_mode="r+")
+        x[9] = -3.0  # in the shared mapping, not yet flushed
+        expected[9] = -3.0
+    elif case == "slice":
+        x = np.load(path, mmap_mode="r")[17:250]
+        expected = a[17:250]
+    else:
+        x = np.load(path, mmap_mode="r")
+    y = random_projection(x, 6, seed=2, chunk_rows=64)
+    ref = expected.astype(np.float64) @ projection_matrix(40, 6, seed=2)
+    np.testing.assert_allclose(y, ref, rtol=1e-4, atol=1e-4)
+    del x
+    if case == "unflushed-r+":
+        assert np.load(path)[9, 0] == -3.0  # (the user's own write, flushed at close)
+
+
+def test_overflowing_row_sum_is_not_reported_as_nan():
+    x = np.full((3, 4), 3e38, dtype=np.float32)  # finite, but each float32 row sum overflows
+    with np.errstate(over="ignore"):
+        assert not np.isfinite(x.sum(axis=1)).any()
+    assert random_projection(x, 2, seed=0).shape == (3, 2)  # no error: the rows are finite
+    x[1, 2] = np.inf
+    with pytest.raises(ValueError, match=r"NaN or Inf: 1 row\(s\) in rows \[0, 3\), first at row 1"):
+        random_projection(x, 2, seed=0)
+
+
+def test_whole_file_memmap_is_read_with_file_reads(tmp_path, monkeypatch):
+    import smallgan.projection as proj
+
+    calls = []
+    real = proj._read_exactly
+    monkeypatch.setattr(proj, "_read_exactly", lambda *a: (calls.append(a[1]), real(*a)))
+    np.save(tmp_path / "a.npy", np.ones((50, 8), dtype=np.float32))
+    random_projection(np.load(tmp_path / "a.npy", mmap_mode="r"), 2, chunk_rows=20)
+    assert calls == [128, 128 + 20 * 32, 128 + 40 * 32]  # header, then rows of 32 bytes
+    calls.clear()
+    random_projection(np.load(tmp_path / "a.npy", mmap_mode="r")[1:], 2, chunk_rows=20)
+    random_projection(np.load(tmp_path / "a.npy", mmap_mode="c"), 2, chunk_rows=20)
+    assert calls == []
