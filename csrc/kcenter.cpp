@@ -4,6 +4,7 @@
 #include <vector>
 #include <cmath>
 #include <cstdlib>
+#include <cstdio>
 #include <cstring>
 #include <limits>
 #include <memory>
@@ -37,30 +38,67 @@ AlignedBuf aligned_floats(std::size_t count) {
     return AlignedBuf(static_cast<float*>(p));
 }
 
+// Squared distances are computed in float32: beyond this magnitude a squared
+// difference can overflow to inf and every distance would tie.
+constexpr double kMaxAbs = 1e18;
+
 // Copies blocks [b0, b1) of x into the blocked float32 layout (distance.hpp),
 // converting float64 and following any strides; padding rows are zero.
+// Returns false if a value is NaN, Inf or |v| >= kMaxAbs (one compare per
+// value, fused into the copy; the details are found only on that error path).
 template <typename T>
-void pack_blocks(const T* x, std::int64_t n, std::int64_t d, std::int64_t rs, std::int64_t cs,
+bool pack_blocks(const T* x, std::int64_t n, std::int64_t d, std::int64_t rs, std::int64_t cs,
                  float* P, std::size_t b0, std::size_t b1) {
+    bool ok = true;
     for (std::size_t b = b0; b < b1; ++b) {
         float* blk = P + b * d * kBlock;
         for (std::size_t l = 0; l < kBlock; ++l) {
             const std::int64_t i = static_cast<std::int64_t>(b * kBlock + l);
             if (i < n) {
                 const T* row = x + i * rs;
-                for (std::int64_t j = 0; j < d; ++j) blk[j * kBlock + l] = static_cast<float>(row[j * cs]);
+                for (std::int64_t j = 0; j < d; ++j) {
+                    const T v = row[j * cs];
+                    ok &= std::fabs(v) < static_cast<T>(kMaxAbs);  // false for NaN too
+                    blk[j * kBlock + l] = static_cast<float>(v);
+                }
             } else {
                 for (std::int64_t j = 0; j < d; ++j) blk[j * kBlock + l] = 0.0f;
             }
         }
     }
+    return ok;
 }
 
-void pack(const KCenterInput& in, float* P, std::size_t b0, std::size_t b1) {
+bool pack(const KCenterInput& in, float* P, std::size_t b0, std::size_t b1) {
     if (in.dtype == DType::Float64)
-        pack_blocks(static_cast<const double*>(in.data), in.n, in.d, in.row_stride, in.col_stride, P, b0, b1);
+        return pack_blocks(static_cast<const double*>(in.data), in.n, in.d, in.row_stride, in.col_stride, P, b0, b1);
+    return pack_blocks(static_cast<const float*>(in.data), in.n, in.d, in.row_stride, in.col_stride, P, b0, b1);
+}
+
+// The error for a rejected x: how many NaN/Inf values and the first row, or
+// the largest magnitude.  Same wording as the Python-side checks.
+template <typename T>
+std::string describe_bad_values(const T* x, std::int64_t n, std::int64_t d, std::int64_t rs, std::int64_t cs) {
+    std::int64_t count = 0, first_row = -1;
+    double largest = 0.0;
+    for (std::int64_t i = 0; i < n; ++i)
+        for (std::int64_t j = 0; j < d; ++j) {
+            const double v = static_cast<double>(x[i * rs + j * cs]);
+            if (!std::isfinite(v)) {
+                if (count++ == 0) first_row = i;
+            } else {
+                largest = std::max(largest, std::fabs(v));
+            }
+        }
+    char buf[200];
+    if (count > 0)
+        std::snprintf(buf, sizeof buf, "x contains %lld NaN or Inf value(s); the first is in row %lld",
+                      static_cast<long long>(count), static_cast<long long>(first_row));
     else
-        pack_blocks(static_cast<const float*>(in.data), in.n, in.d, in.row_stride, in.col_stride, P, b0, b1);
+        std::snprintf(buf, sizeof buf,
+                      "x has values up to %.3g in magnitude; distances are computed in float32, "
+                      "so |x| must stay below %.0e: rescale x", largest, kMaxAbs);
+    return buf;
 }
 
 inline void gather_row(const float* P, std::size_t d, std::int64_t i, float* c) {
@@ -145,6 +183,8 @@ KCenterStats kcenter(const KCenterInput& in) {
     // slot[s & 1] is not written again before the barrier of search s + 1, by
     // which time every thread has finished reading it.  One barrier per step.
     std::vector<Best> slots(2 * static_cast<std::size_t>(T));
+    std::vector<char> chunk_ok(static_cast<std::size_t>(T), 1);
+    bool values_ok = true;
     float first_val = 0.0f;
     double radius_sq = 0.0;
 
@@ -168,7 +208,7 @@ KCenterStats kcenter(const KCenterInput& in) {
         auto owns = [&](std::int64_t i) { return i >= r0 && i < r1; };
 
         // each thread packs (and so first-touches) its own chunk
-        pack(in, P.get(), b0, b1);
+        chunk_ok[static_cast<std::size_t>(tid)] = pack(in, P.get(), b0, b1) ? 1 : 0;
         for (std::size_t i = b0 * kBlock; i < b1 * kBlock; ++i)
             mind[i] = static_cast<std::int64_t>(i) < n ? std::numeric_limits<float>::infinity() : kSelected;
         for (std::int64_t s : in.selected)
@@ -177,6 +217,10 @@ KCenterStats kcenter(const KCenterInput& in) {
 #if defined(_OPENMP)
 #pragma omp barrier
 #endif
+        // every thread reads the same flags after the barrier, so all of them
+        // skip the work together (no barrier is left half-reached)
+        const bool go = std::all_of(chunk_ok.begin(), chunk_ok.end(), [](char c) { return c != 0; });
+        if (tid == 0 && !go) values_ok = false;
         // Rows [0, visible) of C can be read by every thread.  The newest
         // centre is written to C by thread 0 during its step and becomes
         // visible at that step's barrier; until then each thread applies its
@@ -225,9 +269,12 @@ KCenterStats kcenter(const KCenterInput& in) {
             return merged;
         };
 
-        std::int64_t center;
-        float val;
-        if (S == 0) {
+        std::int64_t center = -1;
+        float val = 0.0f;
+        const std::int64_t picks = go ? in.k : 0;
+        if (!go) {
+            // rejected input: nothing to select
+        } else if (S == 0) {
             center = in.first;
             val = std::numeric_limits<float>::infinity();
         } else if (in.first >= 0) {
@@ -248,7 +295,7 @@ KCenterStats kcenter(const KCenterInput& in) {
             val = b.val;
         }
 
-        for (std::int64_t t = 0; t < in.k; ++t) {
+        for (std::int64_t t = 0; t < picks; ++t) {
             if (tid == 0) {
                 in.indices[t] = center;
                 if (in.distances != nullptr) in.distances[t] = std::sqrt(static_cast<double>(std::max(val, 0.0f)));
@@ -264,6 +311,11 @@ KCenterStats kcenter(const KCenterInput& in) {
         // After the last search `val` is the farthest remaining row's distance:
         // the k-center objective (0 once every row is a centre).
         if (tid == 0) radius_sq = std::max(0.0f, val);
+    }
+    if (!values_ok) {
+        if (in.dtype == DType::Float64)
+            throw std::invalid_argument(describe_bad_values(static_cast<const double*>(in.data), n, d, in.row_stride, in.col_stride));
+        throw std::invalid_argument(describe_bad_values(static_cast<const float*>(in.data), n, d, in.row_stride, in.col_stride));
     }
     out.radius = std::sqrt(radius_sq);
     return out;

@@ -122,3 +122,13 @@ def test_no_thread_leak_on_python_side():
     for _ in range(20):
         kcenter_async(gaussian(64, 4), 4, first=0).result(timeout=30)
     assert threading.active_count() == before  # the pool is C++ threads, not Python threads
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_nan_in_background_job_raises_from_result(dtype):
+    x = gaussian(500, 6).astype(dtype)
+    x[123, 4] = np.nan
+    x[400, 0] = np.inf
+    fut = kcenter_async(x, 10, first=0)
+    with pytest.raises(ValueError, match=r"x contains 2 NaN or Inf value\(s\); the first is in row 123"):
+        fut.result(timeout=30)

@@ -57,24 +57,11 @@ def _check_dtype(kind: str, dtype: Any) -> None:
         raise TypeError(f"x must be a real numeric array, got dtype {dtype}")
 
 
-# The engine computes squared distances in float32: beyond this magnitude a
-# squared difference can overflow to inf and every distance would tie.
+# Distances are computed in float32: beyond this magnitude a squared
+# difference can overflow to inf.  The engine checks NaN/Inf and this bound
+# while it copies x into its layout (csrc/kcenter.cpp, same messages); the
+# torch device path checks here.
 _MAX_ABS = 1e18
-
-
-def _check_finite(xn: np.ndarray) -> None:
-    # Fast path: two reductions, no n*d temporary; min/max propagate NaN, and
-    # an Inf is its own extreme.  Only on failure find how many and where.
-    lo, hi = float(np.min(xn)), float(np.max(xn))
-    if np.isfinite(lo) and np.isfinite(hi):
-        if max(-lo, hi) >= _MAX_ABS:
-            raise ValueError(f"x has values up to {max(-lo, hi):.3g} in magnitude; distances are "
-                             f"computed in float32, so |x| must stay below {_MAX_ABS:.0e}: rescale x")
-        return
-    bad = ~np.isfinite(xn)
-    count = int(bad.sum())
-    first_row = int(np.flatnonzero(bad.any(axis=1))[0])
-    raise ValueError(f"x contains {count} NaN or Inf value(s); the first is in row {first_row}")
 
 
 def _to_numpy_2d(x: Any) -> np.ndarray:
@@ -171,7 +158,7 @@ class _Request:
         xn = _to_numpy_2d(x)
         n = xn.shape[0]
         self.k, self.first, self.selected = _check_selection(n, k, first, selected)
-        _check_finite(xn)
+        # NaN/Inf and magnitude are checked by the engine in its packing pass
         if self.first is None and self.selected.size == 0:
             self.first = int(np.random.default_rng(seed).integers(n))
         self.x = xn
@@ -192,6 +179,10 @@ class _Request:
             bad = ~finite
             row = int(torch.nonzero(bad.any(dim=1))[0, 0])
             raise ValueError(f"x contains {int(bad.sum())} NaN or Inf value(s); the first is in row {row}")
+        largest = float(xt.abs().max())
+        if largest >= _MAX_ABS:
+            raise ValueError(f"x has values up to {largest:.3g} in magnitude; distances are computed in "
+                             f"float32, so |x| must stay below {_MAX_ABS:.0e}: rescale x")
         if self.first is None and self.selected.size == 0:
             self.first = int(np.random.default_rng(seed).integers(n))
         self.cuda_tensor = xt
