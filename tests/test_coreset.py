@@ -385,3 +385,21 @@ def test_lazy_updates_with_selected_and_first():
     got = kcenter(x, 200, selected=sel, return_distances=True)
     assert_valid_greedy(x, got[0], selected=sel)
     np.testing.assert_allclose(got[1][:20], ref[2][:20], rtol=1e-5)
+
+
+def test_omp_num_threads_is_honoured():
+    import os
+    import subprocess
+    import sys
+
+    code = ("import smallgan._core as c; "
+            "print(c.max_threads(), c.choose_threads(1 << 20, 64), c.choose_threads(1 << 20, 64, 2))")
+    env = dict(os.environ, OMP_NUM_THREADS="1")
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True)
+    # the default follows OMP_NUM_THREADS; an explicit threads= still overrides it
+    assert out.stdout.split() == ["1", "1", "2" if _core.openmp() else "1"]
+
+
+def test_small_problems_run_serial():
+    assert _core.choose_threads(1024, 32, 8) == 1  # 32K floats per step: one thread
+    assert _core.choose_threads(64, 1, 8) == 1
