@@ -311,6 +311,8 @@ def test_argument_errors(tmp_path):
         compute_embeddings(ds, net, p, projection={"dim": 0})
     with pytest.raises(TypeError, match="projection must be None or a dict"):
         compute_embeddings(ds, net, p, projection=32)
+    with pytest.raises(ValueError, match="device must name a torch device .* got 'gpu0'"):
+        compute_embeddings(ds, net, p, device="gpu0")
     with pytest.raises(ValueError, match="dataset is empty"):
         compute_embeddings([], net, p)
     with pytest.raises(TypeError, match="dataset\\[0\\] gives an image of type str"):

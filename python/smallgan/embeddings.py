@@ -365,7 +365,10 @@ def compute_embeddings(
     proj = _requested_projection(projection)
     if extractor_id is not None and (not isinstance(extractor_id, str) or not extractor_id):
         raise TypeError(f"extractor_id must be a non-empty str or None, got {extractor_id!r}")
-    device = torch.device(device)
+    try:
+        device = torch.device(device)
+    except (RuntimeError, TypeError):
+        raise ValueError(f"device must name a torch device such as 'cpu' or 'cuda:0', got {device!r}") from None
     try:
         n = len(dataset)
     except TypeError:
@@ -414,7 +417,7 @@ def compute_embeddings(
     elif path.exists():
         raise ValueError(
             f"{str(path)!r} exists but has no manifest {str(mpath)!r}: it was not written by "
-            f"compute_embeddings (or its first checkpoint never happened); refusing to overwrite it. "
+            f"compute_embeddings (which writes the manifest first); refusing to overwrite it. "
             f"Delete it or choose another path."
         )
 
