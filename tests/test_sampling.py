@@ -212,6 +212,7 @@ def test_wait_time_is_recorded():
     assert len(batches) == len(s)
 
 
+@pytest.mark.timeout(120)
 def test_dataloader_with_workers_matches_sampler():
     n = 640
     emb = _emb(n)
@@ -602,12 +603,14 @@ def _run_child(tmp_path, mode):
     return proc.returncode, err
 
 
+@pytest.mark.timeout(120)
 def test_sigint_stops_a_training_loop_without_hanging(tmp_path):
     rc, err = _run_child(tmp_path, "sigint")
     assert "KeyboardInterrupt" in err
     assert rc != 0
 
 
+@pytest.mark.timeout(120)
 def test_interpreter_exit_with_open_streams_does_not_hang(tmp_path):
     rc, err = _run_child(tmp_path, "exit")
     assert rc == 3, err

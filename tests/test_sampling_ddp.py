@@ -9,6 +9,7 @@ import textwrap
 from pathlib import Path
 
 import numpy as np
+import pytest
 
 from smallgan import sampling
 from smallgan.sampling import CoresetBatchSampler
@@ -45,6 +46,7 @@ _WORKER = textwrap.dedent(
 )
 
 
+@pytest.mark.timeout(180)
 def test_two_ranks_draw_different_valid_batches(tmp_path):
     script = tmp_path / "worker.py"
     script.write_text(_WORKER)

@@ -377,7 +377,6 @@ if hasattr(os, "register_at_fork"):
     os.register_at_fork(after_in_child=_forget_all_in_child)
 
 
-
 def _prior_finisher(device: torch.device, k: int, dim: int) -> Callable[[np.ndarray, Any], torch.Tensor]:
     # Plain values only: the owner holds the _Selections holding this, and a
     # reference back to the owner would leave its closing to the cycle
