@@ -17,7 +17,8 @@ Two measurements:
 
 The issue asks for 1M x 2048 (8 GB of disk); the default is 131,072 rows
 (1 GiB) to fit a shared machine: pass ``--rows 1000000`` for the full size.
-The input file is written once, so it is read from a warm page cache.
+The input file is written just before, so it is read from the page cache as far
+as the machine could keep it there (not for 8 GB on a 23 GB shared machine).
 
     PYTHONPATH=python python bench/bench_embeddings.py [--rows 1000000] [--dir /tmp]
 """
@@ -211,7 +212,7 @@ def main(argv=None) -> int:
             print(f"  compute_embeddings {c['cached']:8.0f} images/s  ({c['cached'] / c['model_only']:.2f}x of the model alone)")
         r = bench_projection(args.rows, args.dim_in, args.dim, args.chunk_rows, work, args.repeats,
                              args.baseline_max_gb)
-        print(f"random_projection, memmap ({r['rows']} x {args.dim_in} float32, {r['gib']:.2f} GiB, warm page cache; "
+        print(f"random_projection, memmap ({r['rows']} x {args.dim_in} float32, {r['gib']:.2f} GiB, just written, so read from page cache where it still holds it; "
               f"written in {r['fill_s']:.1f} s) -> memmap ({r['rows']} x {args.dim}), chunk {r['chunk_rows']} rows, "
               f"median of {args.repeats}:")
         print(f"  {r['rows_per_s']:12.0f} rows/s ({r['seconds']:.2f} s); peak numpy allocations {r['traced_mib']:.1f} MiB, "
