@@ -1,0 +1,250 @@
+"""The paper's Table 1: GAN vs Small-GAN over every number of modes and several seeds.
+
+Runs :func:`smallgan.experiments.gmm.run` for every ``m`` in
+{25, 36, 49, 64, 81, 100}, both samplings and each seed, one after the other
+in one process, then prints mean +- std (sample std over seeds) next to the
+paper's numbers and writes:
+
+- ``runs.csv``: one row per run;
+- ``summary.csv``: one row per (m, method) with means, stds and the paper's value;
+- ``figure.png``: samples of the first seed over the mode grid, GAN (top row)
+  vs Small-GAN (bottom row), one column per ``m``;
+- one run directory per run, ``m{m}/{random|coreset}/seed{seed}/``.
+
+With ``--resume`` finished runs are read back and unfinished ones continue
+from their checkpoints, so an interrupted grid loses at most one checkpoint
+interval.  ``--quick`` is the README's demo: GAN vs Small-GAN, one seed at
+m = 25 with 8,000 steps (about two minutes on a laptop core).
+
+Example
+-------
+``smallgan train gmm-grid --seeds 3 --out runs/table1``
+"""
+from __future__ import annotations
+
+import argparse
+import csv
+import dataclasses
+import json
+import math
+import sys
+import time
+from pathlib import Path
+from typing import Any, Dict, List, Sequence, Union
+
+from smallgan.experiments.gmm import (
+    PAPER_TABLE1, GMMConfig, add_config_arguments, config_from_args, format_result,
+    plot_samples, run,
+)
+
+__all__ = ["run_grid", "summarize", "format_table", "add_arguments", "run_from_args",
+           "QUICK_STEPS", "QUICK_MODES"]
+
+PAPER_MODES = (25, 36, 49, 64, 81, 100)
+SAMPLINGS = ("random", "coreset")
+#: The demo (``--quick``): one seed, these modes, this many steps.
+QUICK_STEPS = 8000
+QUICK_MODES = (25,)
+
+_METRICS = ("recovered_pct", "recovered_hq_pct", "high_quality_pct")
+
+
+def _run_dir(out: Path, m: int, sampling: str, seed: int) -> Path:
+    return out / f"m{m}" / sampling / f"seed{seed}"
+
+
+def run_grid(base: GMMConfig, out: Union[str, Path], modes: Sequence[int] = PAPER_MODES,
+             seeds: Sequence[int] = (0, 1, 2), samplings: Sequence[str] = SAMPLINGS, *,
+             resume: bool = False, tensorboard: bool = True, echo=print) -> List[Dict[str, Any]]:
+    """Run every (m, seed, sampling) and write ``runs.csv``, ``summary.csv`` and the figure.
+
+    Parameters
+    ----------
+    base : GMMConfig
+        Settings shared by all runs; ``modes``, ``sampling`` and ``seed`` are replaced.
+    out : str or Path
+        Grid directory.
+    modes, seeds, samplings : sequences
+        The grid.
+    resume : bool
+        Reuse finished runs (same config) and continue unfinished ones.
+        Without it, an existing run directory is an error.
+    tensorboard : bool
+        Write TensorBoard events in each run directory.
+    echo : callable
+        Receives one line per finished run.
+
+    Returns
+    -------
+    list of dict
+        One result per run (as :func:`smallgan.experiments.gmm.run` returns).
+    """
+    out = Path(out)
+    if not modes or not seeds or not samplings:
+        raise ValueError("modes, seeds and samplings must each name at least one value")
+    for s in samplings:
+        if s not in SAMPLINGS:
+            raise ValueError(f"samplings must be among {SAMPLINGS}, got {s!r}")
+    configs = [dataclasses.replace(base, modes=m, sampling=s, seed=seed)
+               for m in modes for seed in seeds for s in samplings]  # validates each
+    out.mkdir(parents=True, exist_ok=True)
+    results = []
+    for cfg in configs:
+        run_dir = _run_dir(out, cfg.modes, cfg.sampling, cfg.seed)
+        done = run_dir / "result.json"
+        if run_dir.exists() and any(run_dir.iterdir()) and not resume:
+            raise ValueError(f"{run_dir} already exists: pass resume=True (--resume) to continue "
+                             f"the grid, or choose another output directory")
+        if done.exists():
+            previous = json.loads(done.read_text())
+            if previous.get("config") != cfg.to_dict():
+                raise ValueError(f"{run_dir} holds a run with other settings; "
+                                 f"choose another output directory")
+            result = previous
+        else:
+            result = run(cfg, run_dir, resume=resume, tensorboard=tensorboard)
+        results.append(result)
+        echo(format_result(result) + f"  ({result['wall_s']:.0f} s)")
+    _write_runs(results, out / "runs.csv")
+    _write_summary(summarize(results), out / "summary.csv")
+    plot_grid(out, modes, seeds[0], samplings, out / "figure.png")
+    return results
+
+
+def _mean_std(values: Sequence[float]) -> tuple:
+    n = len(values)
+    mean = sum(values) / n
+    # sample std over seeds; a single seed has no spread to report
+    std = math.sqrt(sum((v - mean) ** 2 for v in values) / (n - 1)) if n > 1 else 0.0
+    return mean, std
+
+
+def summarize(results: Sequence[Dict[str, Any]]) -> List[Dict[str, Any]]:
+    """Mean and std over seeds of each metric, per (m, method), with the paper's values."""
+    groups: Dict[tuple, List[Dict[str, Any]]] = {}
+    for r in results:
+        groups.setdefault((r["modes"], r["label"]), []).append(r)
+    rows = []
+    for (m, label), rs in sorted(groups.items(), key=lambda kv: (kv[0][0], kv[0][1] != "GAN")):
+        row: Dict[str, Any] = {"modes": m, "method": label, "n_seeds": len(rs),
+                               "seeds": " ".join(str(r["seed"]) for r in rs),
+                               "steps": rs[0]["steps"]}
+        for k in _METRICS:
+            row[f"{k}_mean"], row[f"{k}_std"] = _mean_std([float(r[k]) for r in rs])
+        paper = PAPER_TABLE1.get(m)
+        i = {"GAN": 0, "Small-GAN": 1}.get(label)
+        row["paper_recovered_pct"] = paper[i] if paper and i is not None else ""
+        row["paper_high_quality_pct"] = paper[2 + i] if paper and i is not None else ""
+        rows.append(row)
+    return rows
+
+
+def format_table(rows: Sequence[Dict[str, Any]]) -> str:
+    """A plain-text table of :func:`summarize`'s rows next to the paper."""
+    head = (f"{'m':>4}  {'method':<10} {'seeds':>5}  {'recovered %':>15} {'paper':>7}  "
+            f"{'high-quality %':>15} {'paper':>7}  {'recovered w/ HQ %':>17}")
+    lines = [head, "-" * len(head)]
+    for r in rows:
+        def cell(k: str) -> str:
+            return f"{r[k + '_mean']:6.2f} +- {r[k + '_std']:5.2f}"
+
+        def paper(k: str) -> str:
+            return f"{r[k]:7.2f}" if r[k] != "" else f"{'':>7}"
+
+        lines.append(f"{r['modes']:>4}  {r['method']:<10} {r['n_seeds']:>5}  "
+                     f"{cell('recovered_pct'):>15} {paper('paper_recovered_pct')}  "
+                     f"{cell('high_quality_pct'):>15} {paper('paper_high_quality_pct')}  "
+                     f"{cell('recovered_hq_pct'):>17}")
+    return "\n".join(lines)
+
+
+def _write_csv(rows: Sequence[Dict[str, Any]], path: Path) -> None:
+    fields = list(rows[0]) if rows else []
+    tmp = path.with_suffix(".csv.tmp")
+    with open(tmp, "w", newline="") as f:
+        w = csv.DictWriter(f, fieldnames=fields)
+        w.writeheader()
+        w.writerows(rows)
+    tmp.replace(path)
+
+
+def _write_runs(results: Sequence[Dict[str, Any]], path: Path) -> None:
+    _write_csv([{k: r[k] for k in ("modes", "label", "sampling", "seed", "steps", *_METRICS,
+                                   "wall_s")} for r in results], path)
+
+
+def _write_summary(rows: Sequence[Dict[str, Any]], path: Path) -> None:
+    _write_csv(rows, path)
+
+
+def plot_grid(out: Path, modes: Sequence[int], seed: int, samplings: Sequence[str],
+              path: Path) -> None:
+    """Figure: one column per m, one row per sampling, samples of ``seed``."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import numpy as np
+
+    names = {"random": "GAN", "coreset": "Small-GAN"}
+    fig, axes = plt.subplots(len(samplings), len(modes), squeeze=False,
+                             figsize=(2.4 * len(modes), 2.5 * len(samplings)), dpi=120)
+    for j, m in enumerate(modes):
+        for i, s in enumerate(samplings):
+            run_dir = _run_dir(out, m, s, seed)
+            with np.load(run_dir / "samples.npz") as z:
+                samples, means = z["samples"], z["means"]
+            r = json.loads((run_dir / "result.json").read_text())
+            plot_samples(axes[i][j], samples, means, r["config"]["std"],
+                         f"{names.get(s, s)}, m={m}\nmodes {r['recovered_pct']:.0f}%, "
+                         f"HQ {r['high_quality_pct']:.1f}%")
+    fig.suptitle(f"10,000 samples (seed {seed}); circles: 4 std around each mode", fontsize=9)
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
+
+
+# ---------------------------------------------------------------------- CLI
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """Arguments of ``smallgan train gmm-grid``."""
+    add_config_arguments(parser, single=False)
+    parser.add_argument("--modes", type=int, nargs="+", default=list(PAPER_MODES),
+                        help="numbers of modes (default: the paper's %(default)s)")
+    parser.add_argument("--seeds", type=int, default=3,
+                        help="number of seeds, 0 .. N-1 (default %(default)s)")
+    parser.add_argument("--first-seed", type=int, default=0, help="default %(default)s")
+    parser.add_argument("--quick", action="store_true",
+                        help=f"demo: one seed, m={QUICK_MODES[0]}, {QUICK_STEPS} steps "
+                             "(overrides --modes, --seeds and --steps)")
+
+
+def run_from_args(args: argparse.Namespace) -> int:
+    """Entry point of ``smallgan train gmm-grid``."""
+    from smallgan.training.trainer import TrainingInterrupted
+
+    modes, seeds = list(args.modes), list(range(args.first_seed, args.first_seed + args.seeds))
+    override: Dict[str, Any] = {}
+    if args.quick:
+        modes, seeds, override["steps"] = list(QUICK_MODES), [args.first_seed], QUICK_STEPS
+    try:
+        if args.seeds < 1:
+            raise ValueError(f"--seeds must be >= 1, got {args.seeds}")
+        # modes and seed are placeholders here: run_grid sets them per run
+        base = config_from_args(args, modes=modes[0], seed=seeds[0], **override)
+        t0 = time.perf_counter()
+        results = run_grid(base, args.out, modes, seeds, resume=args.resume,
+                           tensorboard=args.tensorboard)
+    except ValueError as exc:
+        print(f"smallgan train gmm-grid: {exc}", file=sys.stderr)
+        return 2
+    except TrainingInterrupted as exc:
+        print(f"{exc}; continue the grid with --resume", file=sys.stderr)
+        return 130
+    print()
+    print(format_table(summarize(results)))
+    print(f"\n{len(results)} runs, {base.steps} steps each, seeds {seeds}, "
+          f"{time.perf_counter() - t0:.0f} s; "
+          f"results in {args.out}/summary.csv, figure {args.out}/figure.png")
+    return 0

@@ -1,0 +1,164 @@
+"""The grid mixture of Gaussians, the MLPs and the GMM experiment's CLI."""
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import torch
+
+from smallgan.data.gmm import PAPER_MODES, GMMGrid, grid_means
+from smallgan.experiments.gmm import GMMConfig, run
+from smallgan.experiments.gmm_grid import format_table, run_grid, summarize
+from smallgan.models.mlp import MLPDiscriminator, MLPGenerator
+
+
+def test_grid_25_is_pacgan_grid():
+    means = grid_means(25)
+    assert sorted(set(means[:, 0].tolist())) == [-4.0, -2.0, 0.0, 2.0, 4.0]
+    assert sorted(set(means[:, 1].tolist())) == [-4.0, -2.0, 0.0, 2.0, 4.0]
+    assert len({tuple(r) for r in means.tolist()}) == 25
+
+
+@pytest.mark.parametrize("m", PAPER_MODES)
+def test_grid_centred_with_spacing_2(m):
+    means = grid_means(m)
+    side = int(round(np.sqrt(m)))
+    assert means.shape == (m, 2)
+    np.testing.assert_allclose(means.mean(axis=0), 0.0, atol=1e-12)
+    ticks = np.unique(means[:, 0])
+    assert len(ticks) == side
+    np.testing.assert_allclose(np.diff(ticks), 2.0)
+
+
+def test_sampler_modes_and_std():
+    grid = GMMGrid(36)
+    x, labels = grid.sample(72_000, seed=3)
+    assert x.dtype == np.float32 and labels.dtype == np.int64
+    counts = np.bincount(labels, minlength=36)
+    assert counts.min() > 1700 and counts.max() < 2300  # 2000 expected per mode
+    resid = x - grid.means[labels]
+    np.testing.assert_allclose(resid.mean(axis=0), 0.0, atol=1e-3)
+    np.testing.assert_allclose(resid.std(axis=0), 0.05, rtol=0.02)
+    # the same seed gives the same points
+    np.testing.assert_array_equal(grid.sample(10, seed=3)[0], grid.sample(10, seed=3)[0])
+
+
+@pytest.mark.parametrize("m", [0, 10, -4, 2.5, True])
+def test_bad_m(m):
+    with pytest.raises(ValueError, match="m must be a"):
+        grid_means(m)
+
+
+def test_bad_std_and_n():
+    with pytest.raises(ValueError, match="std must be a positive finite number, got -1"):
+        GMMGrid(25, std=-1)
+    with pytest.raises(ValueError, match="n must be a positive integer, got 0"):
+        GMMGrid(25).sample(0)
+
+
+def test_mlp_shapes_and_depth():
+    g, d = MLPGenerator(2, 16), MLPDiscriminator(2, 16)
+    assert sum(isinstance(m, torch.nn.Linear) for m in g) == 4
+    assert sum(isinstance(m, torch.nn.ReLU) for m in d) == 3
+    assert g(torch.zeros(3, 2)).shape == (3, 2)
+    assert d(torch.zeros(3, 2)).shape == (3,)
+    with pytest.raises(ValueError, match="hidden must be a positive integer, got 0"):
+        MLPGenerator(2, 0)
+    with pytest.raises(ValueError, match="scale must be a positive finite number, got 0"):
+        MLPDiscriminator(2, 16, scale=0)
+
+
+def test_mlp_scale_is_a_fixed_change_of_units():
+    torch.manual_seed(0)
+    g1 = MLPGenerator(2, 16)
+    torch.manual_seed(0)
+    g9 = MLPGenerator(2, 16, scale=9.0)
+    z = torch.rand(5, 2)
+    torch.testing.assert_close(g9(z), 9.0 * g1(z))
+    torch.manual_seed(0)
+    d1 = MLPDiscriminator(2, 16)
+    torch.manual_seed(0)
+    d9 = MLPDiscriminator(2, 16, scale=9.0)
+    torch.testing.assert_close(d9(9.0 * z), d1(z))
+
+
+@pytest.mark.parametrize("kw, match", [
+    ({"modes": 50}, "m must be a perfect square"),
+    ({"steps": -1}, "steps must be an integer >= 0, got -1"),
+    ({"prior_factor": 0}, "prior_factor must be an integer >= 1, got 0"),
+    ({"loss": "wgan"}, "loss must be one of ns, hinge, lsgan; got 'wgan'"),
+    ({"sampling": "fancy"}, "sampling must be one of random, coreset; got 'fancy'"),
+    ({"dataset_size": 100}, "dataset_size=100 is smaller than target_factor"),
+])
+def test_bad_gmm_config(kw, match):
+    with pytest.raises(ValueError, match=match):
+        GMMConfig(**kw)
+
+
+TINY = dict(modes=4, steps=60, batch_size=16, hidden=16, dataset_size=2000, n_eval=500)
+
+
+def test_grid_runner_writes_table_csv_and_figure(tmp_path):
+    base = GMMConfig(**TINY)
+    lines = []
+    results = run_grid(base, tmp_path, modes=(4,), seeds=(0, 1), tensorboard=False,
+                       echo=lines.append)
+    assert len(results) == 4 and len(lines) == 4
+    for name in ("runs.csv", "summary.csv", "figure.png"):
+        assert (tmp_path / name).stat().st_size > 0
+    rows = summarize(results)
+    assert [r["method"] for r in rows] == ["GAN", "Small-GAN"]
+    assert rows[0]["n_seeds"] == 2
+    gan = [r["high_quality_pct"] for r in results if r["label"] == "GAN"]
+    assert rows[0]["high_quality_pct_mean"] == pytest.approx(np.mean(gan))
+    assert rows[0]["high_quality_pct_std"] == pytest.approx(np.std(gan, ddof=1))
+    assert "Small-GAN" in format_table(rows)
+    # a finished grid is read back with resume, refused without
+    again = run_grid(base, tmp_path, modes=(4,), seeds=(0, 1), resume=True, tensorboard=False,
+                     echo=lambda s: None)
+    assert [r["high_quality_pct"] for r in again] == [r["high_quality_pct"] for r in results]
+    with pytest.raises(ValueError, match="already exists: pass resume=True"):
+        run_grid(base, tmp_path, modes=(4,), seeds=(0,), tensorboard=False)
+
+
+def test_gan_and_smallgan_share_data_and_init(tmp_path):
+    a = run(GMMConfig(**dict(TINY, steps=0), sampling="random"), tmp_path / "a", tensorboard=False)
+    b = run(GMMConfig(**dict(TINY, steps=0), sampling="coreset"), tmp_path / "b", tensorboard=False)
+    # with no training the two generators are the same network
+    sa = np.load(tmp_path / "a" / "samples.npz")["samples"]
+    sb = np.load(tmp_path / "b" / "samples.npz")["samples"]
+    np.testing.assert_array_equal(sa, sb)
+    assert a["high_quality_pct"] == b["high_quality_pct"]
+
+
+def test_cli_train_gmm(tmp_path):
+    out = tmp_path / "run"
+    cmd = [sys.executable, "-m", "smallgan", "train", "gmm", "--modes", "4", "--steps", "40",
+           "--batch-size", "16", "--hidden", "16", "--sampling", "coreset", "--seed", "1",
+           "--out", str(out), "--no-tensorboard", "--no-progress"]
+    p = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
+    assert p.returncode == 0, p.stderr
+    assert "Small-GAN  m=4" in p.stdout
+    r = json.loads((out / "result.json").read_text())
+    assert r["label"] == "Small-GAN" and r["steps"] == 40 and r["seed"] == 1
+    bad = subprocess.run(cmd[:-4] + ["--steps", "-5", "--out", str(tmp_path / "x")],
+                         capture_output=True, text=True, timeout=120)
+    assert bad.returncode == 2
+    assert "steps must be an integer >= 0, got -5" in bad.stderr
+
+
+def test_cli_quick_demo_prints_two_rows(tmp_path, monkeypatch, capsys):
+    from smallgan import cli
+    from smallgan.experiments import gmm_grid
+
+    monkeypatch.setattr(gmm_grid, "QUICK_STEPS", 30)
+    monkeypatch.setattr(gmm_grid, "QUICK_MODES", (4,))
+    rc = cli.main(["train", "gmm-grid", "--quick", "--hidden", "16", "--batch-size", "16",
+                   "--out", str(tmp_path), "--no-tensorboard"])
+    assert rc == 0
+    out = capsys.readouterr().out
+    table = out[out.index("recovered %"):]
+    assert "   4  GAN " in table and "   4  Small-GAN " in table
+    assert (tmp_path / "figure.png").stat().st_size > 0
+    assert json.loads((tmp_path / "m4" / "coreset" / "seed0" / "result.json").read_text())["steps"] == 30
