@@ -171,6 +171,6 @@ def _embed(args) -> int:
     elif before:
         how = f"resumed at row {before}, {n - before} images in {seconds:.1f} s"
     else:
-        how = f"{n} images in {seconds:.1f} s ({n / max(seconds, 1e-9):.0f} images/s)"
+        how = f"{n} images in {seconds:.1f} s ({n / max(seconds, 1e-9):.3g} images/s)"
     print(f"{args.out}: {emb.shape[0]} x {emb.shape[1]} {emb.dtype} ({how}); manifest {manifest_path(args.out)}")
     return 0
