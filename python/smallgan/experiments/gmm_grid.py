@@ -85,8 +85,9 @@ def run_grid(base: GMMConfig, out: Union[str, Path], modes: Sequence[int] = PAPE
     for s in samplings:
         if s not in SAMPLINGS:
             raise ValueError(f"samplings must be among {SAMPLINGS}, got {s!r}")
+    # seeds outermost: a grid stopped early still has every m for its first seeds
     configs = [dataclasses.replace(base, modes=m, sampling=s, seed=seed)
-               for m in modes for seed in seeds for s in samplings]  # validates each
+               for seed in seeds for m in modes for s in samplings]  # validates each
     out.mkdir(parents=True, exist_ok=True)
     results = []
     for cfg in configs:
@@ -105,8 +106,9 @@ def run_grid(base: GMMConfig, out: Union[str, Path], modes: Sequence[int] = PAPE
             result = run(cfg, run_dir, resume=resume, tensorboard=tensorboard)
         results.append(result)
         echo(format_result(result) + f"  ({result['wall_s']:.0f} s)")
-    _write_runs(results, out / "runs.csv")
-    _write_summary(summarize(results), out / "summary.csv")
+        # rewritten after every run, so a long grid can be read while it runs
+        _write_runs(results, out / "runs.csv")
+        _write_summary(summarize(results), out / "summary.csv")
     plot_grid(out, modes, seeds[0], samplings, out / "figure.png")
     return results
 
