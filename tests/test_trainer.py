@@ -265,3 +265,13 @@ def test_checkpoint_write_is_atomic(tmp_path, monkeypatch):
     assert [p.name for p in tmp_path.iterdir()] == ["ckpt.pt"]
     with pytest.raises(FileNotFoundError, match="no checkpoint at"):
         load_checkpoint(tmp_path / "missing.pt")
+
+
+def test_amp_on_cpu_trains_with_bfloat16(tmp_path):
+    g, d = _nets()
+    t = Trainer(_config(steps=10, amp=True, eval_every=0), g, d, _data(), tmp_path)
+    t.fit()
+    with open(tmp_path / "log.csv") as f:
+        rows = list(csv.DictReader(f))
+    assert rows and all(math.isfinite(float(r["d_loss"])) for r in rows)
+    assert all(p.dtype == torch.float32 for p in t.generator.parameters())  # weights stay fp32
