@@ -36,7 +36,7 @@ Resuming
 ``Trainer(..., resume=True)`` continues from ``checkpoint.pt`` and ends with
 exactly the weights an uninterrupted run with the same config would have:
 the checkpoint holds both networks, both optimizers, the LR schedules, the
-EMA, the AMP scaler and torch's RNG state, and the samplers are rebuilt from
+EMA, the AMP loss scalers and torch's RNG state, and the samplers are rebuilt from
 their seeds and fast-forwarded by the number of batches already used (the
 samplers' batch sequences depend only on their seeds).
 
@@ -453,11 +453,14 @@ class Trainer:
         self.sched_d = torch.optim.lr_scheduler.LambdaLR(self.opt_d, decay)
         self.ema = EMA(self.generator, c.ema_decay, c.ema_start) if c.ema_decay is not None else None
         self._amp_dtype = None
-        self.scaler = None
+        # one loss scaler per network: an overflow in D's backward pass must not
+        # shrink G's scale (and skip G's step) or the other way round
+        self.scaler_g = self.scaler_d = None
         if c.amp:
             if self.device.type == "cuda":
                 self._amp_dtype = torch.float16
-                self.scaler = torch.amp.GradScaler("cuda")
+                self.scaler_g = torch.amp.GradScaler("cuda")
+                self.scaler_d = torch.amp.GradScaler("cuda")
             else:
                 self._amp_dtype = torch.bfloat16
         self._prior_seed, self._real_seed, self._fixed_seed = _sub_seeds(c.seed, 3)
@@ -598,11 +601,12 @@ class Trainer:
             return torch.autocast(self.device.type, enabled=False)
         return torch.autocast(self.device.type, dtype=self._amp_dtype)
 
-    def _backward_step(self, loss: torch.Tensor, opt: torch.optim.Optimizer) -> None:
-        if self.scaler is not None:
-            self.scaler.scale(loss).backward()
-            self.scaler.step(opt)
-            self.scaler.update()
+    def _backward_step(self, loss: torch.Tensor, opt: torch.optim.Optimizer,
+                       scaler: Optional["torch.amp.GradScaler"]) -> None:
+        if scaler is not None:
+            scaler.scale(loss).backward()
+            scaler.step(opt)
+            scaler.update()
         else:
             loss.backward()
             opt.step()
@@ -614,7 +618,7 @@ class Trainer:
         self.opt_d.zero_grad(set_to_none=True)
         with self._autocast():
             loss = d_loss(self.config.loss, self.discriminator(real), self.discriminator(fake))
-        self._backward_step(loss, self.opt_d)
+        self._backward_step(loss, self.opt_d, self.scaler_d)
         return float(loss.detach())
 
     def generator_step(self, z: torch.Tensor) -> float:
@@ -626,7 +630,7 @@ class Trainer:
         try:
             with self._autocast():
                 loss = g_loss(self.config.loss, self.discriminator(self.generator(z)))
-            self._backward_step(loss, self.opt_g)
+            self._backward_step(loss, self.opt_g, self.scaler_g)
         finally:
             for p in self.discriminator.parameters():
                 p.requires_grad_(True)
@@ -753,8 +757,9 @@ class Trainer:
             state["cuda_rng"] = torch.cuda.get_rng_state_all()
         if self.ema is not None:
             state["ema"] = self.ema.state_dict()
-        if self.scaler is not None:
-            state["scaler"] = self.scaler.state_dict()
+        if self.scaler_g is not None and self.scaler_d is not None:
+            state["scaler_g"] = self.scaler_g.state_dict()
+            state["scaler_d"] = self.scaler_d.state_dict()
         return state
 
     def _save(self) -> None:
@@ -778,8 +783,9 @@ class Trainer:
         self.sched_d.load_state_dict(state["sched_d"])
         if self.ema is not None:
             self.ema.load_state_dict(state["ema"])
-        if self.scaler is not None and "scaler" in state:
-            self.scaler.load_state_dict(state["scaler"])
+        if self.scaler_g is not None and self.scaler_d is not None:
+            self.scaler_g.load_state_dict(state["scaler_g"])
+            self.scaler_d.load_state_dict(state["scaler_d"])
         torch.set_rng_state(state["torch_rng"])
         if "cuda_rng" in state and torch.cuda.is_available():
             torch.cuda.set_rng_state_all(state["cuda_rng"])
