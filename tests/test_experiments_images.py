@@ -140,6 +140,12 @@ def test_lsgan_mnist_idx_all_discriminators(tmp_path: Path, capsys) -> None:
     assert "MB params" in out and (tmp_path / "ls" / "comparison.png").is_file()
 
 
+def test_lsgan_cli_names_match_models() -> None:
+    from smallgan.models.lsgan import DISCRIMINATORS
+
+    assert lsgan_digits.DISCRIMINATOR_NAMES == tuple(DISCRIMINATORS)
+
+
 def test_lsgan_g_steps_repeat_generator_updates(tmp_path: Path) -> None:
     # With g_steps=3 the generator's optimizer takes 3 steps per iteration.
     cfg = lsgan_digits.LSGANConfig(ngf=4, g_steps=3, fid_every=-1, discriminator="inception-8",

@@ -151,34 +151,34 @@ def test_result_labels_protocol_and_never_calls_fallback_fid() -> None:
 def _images(seed: int, n: int, shift: float = 0.0) -> torch.Tensor:
     g = torch.Generator().manual_seed(seed)
     # Smooth blobs, so that a shift in brightness is a real distribution change.
-    x = torch.rand(n, 3, 8, 8, generator=g)
-    x = torch.nn.functional.interpolate(x, size=32, mode="bilinear", align_corners=False)
+    x = torch.rand(n, 3, 4, 4, generator=g)
+    x = torch.nn.functional.interpolate(x, size=16, mode="bilinear", align_corners=False)
     return (x * 2 - 1 + shift).clamp(-1, 1)
 
 
 def test_fid_pipeline_with_fallback_features_and_cache(tmp_path) -> None:
     ex = F.random_conv_features(seed=0)
-    real = _images(0, 200)
+    real = _images(0, 120)
     calls = []
 
     def real_batches():
         calls.append(1)
-        return iter(real.split(50))
+        return iter(real.split(40))
 
     def sampler(data):
         it = iter(data.split(40))
         return lambda b: next(it)[:b]
 
-    cache = F.stats_path(tmp_path, "toy", "random-conv", 200)
-    same = F.fid(sampler(_images(0, 200)), real_batches, n_fake=200, n_real=200,
+    cache = F.stats_path(tmp_path, "toy", "random-conv", 120)
+    same = F.fid(sampler(_images(0, 120)), real_batches, n_fake=120, n_real=120,
                  batch_size=40, feature="random-conv", extractor=ex, cache=cache)
     assert same.value == pytest.approx(0.0, abs=1e-3)
-    assert (same.n_fake, same.n_real, same.feature) == (200, 200, "random-conv")
-    other = F.fid(sampler(_images(1, 200, shift=0.5)), real_batches, n_fake=200, n_real=200,
+    assert (same.n_fake, same.n_real, same.feature) == (120, 120, "random-conv")
+    other = F.fid(sampler(_images(1, 120, shift=0.5)), real_batches, n_fake=120, n_real=120,
                   batch_size=40, feature="random-conv", extractor=ex, cache=cache)
     assert other.value > 1.0
     assert len(calls) == 1  # the second call read the cached real statistics
-    with pytest.raises(ValueError, match="holds n=200"):
+    with pytest.raises(ValueError, match="holds n=120"):
         F.real_statistics(real_batches, ex, "random-conv", 100, cache)
 
 
