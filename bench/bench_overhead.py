@@ -128,6 +128,9 @@ def make_sleep_step(cfg: Config) -> Callable[[torch.Tensor, torch.Tensor], None]
 
 
 def make_cpu_model_step(cfg: Config) -> Callable[[torch.Tensor, torch.Tensor], None]:
+    # Leave a core for the selection: a CPU training step that takes every
+    # core leaves the background work nowhere to run but in its way.
+    torch.set_num_threads(cfg.torch_threads or max(1, usable_cpus() - 1))
     torch.manual_seed(cfg.seed)
     hidden = 256
     gen = torch.nn.Sequential(
@@ -253,8 +256,7 @@ def machine() -> str:
                     break
     except OSError:
         pass
-    return (f"{model}, {usable_cpus()} usable CPUs, torch {torch.__version__} "
-            f"({torch.get_num_threads()} intra-op threads)")
+    return f"{model}, {usable_cpus()} usable CPUs, torch {torch.__version__}"
 
 
 def main(argv: Optional[List[str]] = None) -> int:
@@ -268,9 +270,6 @@ def main(argv: Optional[List[str]] = None) -> int:
     args = p.parse_args(argv)
     cfg = Config(steps=args.steps, rounds=args.rounds, step_ms=args.step_ms,
                  torch_threads=args.torch_threads)
-    # Leave a core for the selection: a CPU training step that takes every
-    # core leaves the background work nowhere to run but in its way.
-    torch.set_num_threads(cfg.torch_threads or max(1, usable_cpus() - 1))
     data, embeddings = make_data(cfg)
     spot_check(cfg, embeddings)
     print(f"# {datetime.datetime.now().isoformat(timespec='seconds')}  {machine()}")
@@ -280,6 +279,15 @@ def main(argv: Optional[List[str]] = None) -> int:
         f"{cfg.target_factor}, embeddings {cfg.n_data} x {cfg.emb_dim}; {cfg.rounds} rounds x "
         f"{cfg.steps} steps per mode, interleaved; medians; 'added' and 'ratio' paired by round"
     )
+    print(f"# cpu-model: MLP GAN, {cfg.torch_threads or max(1, usable_cpus() - 1)} torch intra-op threads")
+    try:
+        from smallgan._config import config as engine_config
+
+        info = engine_config()
+        print(f"# engine: SIMD {info.get('simd_level')}, OpenMP {info.get('openmp')}, "
+              f"pool threads {info.get('pool_threads')}; sampler threads per selection: 1")
+    except Exception as exc:  # the table is still worth printing
+        print(f"# engine config unavailable: {exc}")
     header = (f"{'scenario':<10} {'mode':<18} {'step ms':>8} {'added ms':>9} {'ratio':>7} "
               f"{'fetch ms':>9} {'wait ms':>8}")
     print(header)

@@ -548,6 +548,17 @@ def test_no_threads_before_first_batch_and_none_for_prefetch_zero():
     p.close(), it.close()
 
 
+def test_a_waiting_consumer_is_never_made_to_wait_out_the_deferral(monkeypatch):
+    # The producer defers planning after a slot frees, except when the
+    # consumer is waiting; with a 1 s deferral, a tight loop of 30 batches
+    # would take 30 s if that exception did not work.
+    monkeypatch.setattr(sampling, "_DEFER_S", 1.0)
+    s = CoresetBatchSampler(_emb(600), 20, factor=1, seed=0, prefetch=2)
+    t0 = time.monotonic()
+    assert len(list(s)) == 30
+    assert time.monotonic() - t0 < 10.0
+
+
 def test_exhausted_epoch_leaves_no_thread():
     s = CoresetBatchSampler(_emb(500), 50, factor=2, seed=0, prefetch=8)
     it = iter(s)
