@@ -258,7 +258,8 @@ def run(config: GMMConfig, out_dir: Union[str, Path], *, resume: bool = False,
     torch.manual_seed(init_seed)
     # the nets work in unit-scale coordinates (see MLPDiscriminator): G's output
     # is multiplied and D's input divided by the grid's half-width
-    scale = float(abs(grid.means).max()) or 1.0 if config.scale_data else 1.0
+    half_width = float(abs(grid.means).max())  # 0 for a single mode
+    scale = half_width if config.scale_data and half_width > 0 else 1.0
     g = MLPGenerator(config.z_dim, config.hidden, 2, config.layers, scale=scale)
     d = MLPDiscriminator(2, config.hidden, config.layers, scale=scale)
 
