@@ -72,7 +72,7 @@ import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Dict, Optional, Sequence, Tuple, Union
+from typing import Any, Dict, Tuple, Union
 
 __all__ = ["GMMConfig", "run", "add_arguments", "run_from_args", "plot_samples", "PAPER_TABLE1"]
 
