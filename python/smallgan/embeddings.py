@@ -24,10 +24,8 @@ from __future__ import annotations
 
 import hashlib
 import json
-import math
 import numbers
 import os
-import tempfile
 import time
 from pathlib import Path
 from typing import Any, Callable, Dict, Mapping, Optional, Union
@@ -35,6 +33,7 @@ from typing import Any, Callable, Dict, Mapping, Optional, Union
 import numpy as np
 import torch
 
+from smallgan.atomic import atomic_write
 from smallgan.projection import projection_matrix, projection_settings, save_projection
 
 __all__ = [
@@ -178,20 +177,8 @@ def read_manifest(path: PathLike) -> Dict[str, Any]:
 
 def _write_manifest(path: Path, manifest: Mapping[str, Any]) -> None:
     mpath = manifest_path(path)
-    fd, tmp = tempfile.mkstemp(prefix=mpath.name + ".", suffix=".tmp", dir=mpath.parent)
-    try:
-        with os.fdopen(fd, "w") as f:
-            json.dump(manifest, f, indent=2, sort_keys=True)
-            f.write("\n")
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, mpath)  # atomic: readers see the old or the new manifest, never half of one
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except FileNotFoundError:
-            pass
-        raise
+    # atomic: readers see the old or the new manifest, never half of one
+    atomic_write(mpath, lambda f: (json.dump(manifest, f, indent=2, sort_keys=True), f.write("\n")), text=True)
 
 
 def load_embeddings(path: PathLike, mmap_mode: str = "r") -> np.memmap:

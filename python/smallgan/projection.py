@@ -28,11 +28,12 @@ import math
 import mmap
 import numbers
 import os
-import tempfile
 from pathlib import Path
 from typing import Any, Dict, Optional, Tuple, Union
 
 import numpy as np
+
+from smallgan.atomic import atomic_write
 
 __all__ = [
     "KINDS",
@@ -380,23 +381,6 @@ def _project_torch(x: Any, dim: int, seed: int, kind: str, density: Optional[flo
     return out
 
 
-def _atomic_write_bytes(path: Path, write) -> None:
-    """Write via a temp file in the same directory, then rename over path."""
-    fd, tmp = tempfile.mkstemp(prefix=path.name + ".", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            write(f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except FileNotFoundError:
-            pass
-        raise
-
-
 def save_projection(path: PathLike, settings: Dict[str, Any]) -> Path:
     """Store a projection's settings and matrix in an ``.npz`` file, atomically.
 
@@ -426,7 +410,7 @@ def save_projection(path: PathLike, settings: Dict[str, Any]) -> Path:
     def write(f):
         np.savez(f, matrix=matrix, settings=np.array(json.dumps(s, sort_keys=True)))
 
-    _atomic_write_bytes(path, write)
+    atomic_write(path, write)
     return path
 
 

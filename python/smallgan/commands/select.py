@@ -8,9 +8,7 @@ are written as int64 ``.npy`` (atomically: temp file + rename) or printed.
 from __future__ import annotations
 
 import argparse
-import os
 import sys
-import tempfile
 from pathlib import Path
 
 
@@ -32,6 +30,7 @@ def _run(args) -> int:
     import numpy as np
 
     from smallgan import kcenter
+    from smallgan.atomic import atomic_write
 
     if not args.input.is_file():
         print(f"smallgan select: input file {str(args.input)!r} does not exist", file=sys.stderr)
@@ -45,11 +44,7 @@ def _run(args) -> int:
         print(f"smallgan select: {exc}", file=sys.stderr)
         return 2
     if args.out is not None:
-        args.out.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=args.out.parent, suffix=".npy.tmp")
-        with os.fdopen(fd, "wb") as f:
-            np.save(f, idx)
-        os.replace(tmp, args.out)
+        atomic_write(args.out, lambda f: np.save(f, idx))
     else:
         print(" ".join(str(int(i)) for i in idx))
     if args.radius:
