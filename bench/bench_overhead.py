@@ -127,10 +127,19 @@ def make_sleep_step(cfg: Config) -> Callable[[torch.Tensor, torch.Tensor], None]
     return step
 
 
+def set_torch_threads(cfg: Config) -> int:
+    """Leave a core for the selection, in every scenario and mode alike.
+
+    A CPU training step that takes every core leaves the background work
+    nowhere to run but in its way; and torch's OpenMP fan-out of even the
+    batch gather (``data[idx]``) costs milliseconds on a busy machine.
+    """
+    n = cfg.torch_threads or max(1, usable_cpus() - 1)
+    torch.set_num_threads(n)
+    return n
+
+
 def make_cpu_model_step(cfg: Config) -> Callable[[torch.Tensor, torch.Tensor], None]:
-    # Leave a core for the selection: a CPU training step that takes every
-    # core leaves the background work nowhere to run but in its way.
-    torch.set_num_threads(cfg.torch_threads or max(1, usable_cpus() - 1))
     torch.manual_seed(cfg.seed)
     hidden = 256
     gen = torch.nn.Sequential(
@@ -195,6 +204,7 @@ def measure(cfg: Config, scenario: str, data=None, embeddings=None) -> Dict[str,
     """
     if data is None:
         data, embeddings = make_data(cfg)
+    set_torch_threads(cfg)
     step = SCENARIOS[scenario](cfg)
     streams = {m: Streams(m, cfg, embeddings) for m in MODES}
     times: Dict[str, List[float]] = {m: [] for m in MODES}
@@ -266,7 +276,7 @@ def main(argv: Optional[List[str]] = None) -> int:
     p.add_argument("--step-ms", type=float, default=Config.step_ms, help="simulated GPU step")
     p.add_argument("--scenarios", nargs="+", default=list(SCENARIOS), choices=list(SCENARIOS))
     p.add_argument("--torch-threads", type=int, default=0,
-                   help="torch intra-op threads for the cpu-model step (0: usable CPUs - 1)")
+                   help="torch intra-op threads (0: usable CPUs - 1, at least 1)")
     args = p.parse_args(argv)
     cfg = Config(steps=args.steps, rounds=args.rounds, step_ms=args.step_ms,
                  torch_threads=args.torch_threads)
@@ -279,7 +289,7 @@ def main(argv: Optional[List[str]] = None) -> int:
         f"{cfg.target_factor}, embeddings {cfg.n_data} x {cfg.emb_dim}; {cfg.rounds} rounds x "
         f"{cfg.steps} steps per mode, interleaved; medians; 'added' and 'ratio' paired by round"
     )
-    print(f"# cpu-model: MLP GAN, {cfg.torch_threads or max(1, usable_cpus() - 1)} torch intra-op threads")
+    print(f"# torch intra-op threads: {set_torch_threads(cfg)} (every scenario and mode)")
     try:
         from smallgan._config import config as engine_config
 
@@ -317,6 +327,7 @@ def main(argv: Optional[List[str]] = None) -> int:
 def _bench_step(benchmark, scenario: str, mode: str) -> None:
     cfg = Config()
     data, embeddings = make_data(cfg)
+    set_torch_threads(cfg)
     step = SCENARIOS[scenario](cfg)
     streams = Streams(mode, cfg, embeddings)
 
