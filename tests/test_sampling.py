@@ -213,6 +213,10 @@ def test_wait_time_is_recorded():
 
 
 @pytest.mark.timeout(120)
+# Python >= 3.12 warns on fork() from a multi-threaded process (our pool and
+# producer threads exist).  The forked workers only index the dataset; they
+# never touch the sampler or the engine (whose pool resets itself after fork).
+@pytest.mark.filterwarnings("ignore:This process .* is multi-threaded:DeprecationWarning")
 def test_dataloader_with_workers_matches_sampler():
     n = 640
     emb = _emb(n)
