@@ -20,10 +20,12 @@
 namespace smallgan {
 namespace {
 
-// Below this many floats of distance work per thread and step, a barrier
-// (~0.3 us) and the lost cache locality cost more than the split saves
-// (measured with bench/compare.py on a 2-core EPYC; see bench/README.md).
-constexpr std::int64_t kMinWorkPerThread = 1 << 15;
+// Below this many floats of data per thread, a second thread does not pay:
+// with lazy updates a step touches only a few blocks, so the per-step barrier
+// (~0.3 us, far more when the machine is oversubscribed) outweighs the split.
+// (512,128) and (1024,32) run serial; (1024,256) and larger use threads.
+// Measured with bench/compare.py on a 2-core EPYC; see bench/README.md.
+constexpr std::int64_t kMinWorkPerThread = 1 << 17;
 
 struct AlignedFree {
     void operator()(float* p) const { std::free(p); }
@@ -137,14 +139,16 @@ int max_threads() {
 }
 
 int choose_threads(std::int64_t n, std::int64_t d, int requested) {
-    int t = requested > 0 ? requested : max_threads();
 #if !defined(_OPENMP)
-    t = 1;
-#endif
-    const std::int64_t work = n * d;
-    const std::int64_t by_work = std::max<std::int64_t>(1, work / kMinWorkPerThread);
+    (void)requested;
+    return 1;
+#else
     const std::int64_t blocks = (n + static_cast<std::int64_t>(kBlock) - 1) / static_cast<std::int64_t>(kBlock);
-    return static_cast<int>(std::max<std::int64_t>(1, std::min<std::int64_t>({t, by_work, blocks})));
+    // an explicit request is honoured (a thread needs at least one block);
+    // the automatic choice also stops where threads stop paying (see above)
+    std::int64_t t = requested > 0 ? requested : std::min<std::int64_t>(max_threads(), std::max<std::int64_t>(1, n * d / kMinWorkPerThread));
+    return static_cast<int>(std::max<std::int64_t>(1, std::min<std::int64_t>(t, blocks)));
+#endif
 }
 
 KCenterStats kcenter(const KCenterInput& in) {

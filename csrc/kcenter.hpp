@@ -39,9 +39,10 @@ struct KCenterStats {
 // Extra memory: one float32 copy of x in the blocked layout plus O(n).
 KCenterStats kcenter(const KCenterInput& in);
 
-// Threads a call would use: `requested` (0 = max OpenMP threads, which honours
-// OMP_NUM_THREADS), capped so each thread gets at least kMinWorkPerThread
-// floats of work per step; 1 without OpenMP.
+// Threads a call would use: `requested` if > 0, else the OpenMP maximum
+// (which honours OMP_NUM_THREADS) capped so each thread gets at least
+// kMinWorkPerThread floats of data; never more than the 16-row blocks; 1
+// without OpenMP.
 int choose_threads(std::int64_t n, std::int64_t d, int requested);
 
 int max_threads();       // what threads=None resolves to before the work cap

@@ -173,7 +173,7 @@ def test_greedy_is_a_2_approximation_on_small_problems(rng):
 
 # ---------------------------------------------------------------- threads and SIMD levels
 
-@pytest.mark.parametrize("n,d", [(5000, 64), (20000, 16), (3001, 100)])
+@pytest.mark.parametrize("n,d", [(5000, 64), (20000, 16), (3001, 100)])  # >= 2**18 floats
 def test_one_and_two_threads_identical(n, d):
     x = gaussian(n, d, seed=n)
     assert _core.choose_threads(n, d, 2) == 2  # the 2-thread path really runs
@@ -401,5 +401,10 @@ def test_omp_num_threads_is_honoured():
 
 
 def test_small_problems_run_serial():
-    assert _core.choose_threads(1024, 32, 8) == 1  # 32K floats per step: one thread
-    assert _core.choose_threads(64, 1, 8) == 1
+    # the automatic choice keeps training sizes serial; an explicit request is
+    # honoured up to one 16-row block per thread
+    assert _core.choose_threads(1024, 32) == 1
+    assert _core.choose_threads(512, 128) == 1
+    assert _core.choose_threads(64, 1, 8) == 4
+    if _core.openmp() and _core.max_threads() > 1:
+        assert _core.choose_threads(65536, 64) == min(_core.max_threads(), 32)

@@ -65,31 +65,41 @@ def test_input_kept_alive_until_done():
         np.testing.assert_array_equal(f.result(timeout=60), e)
 
 
-def test_cancel_pending_job():
-    big = gaussian(60000, 64)
-    # occupy every worker, then queue one more and cancel it before it starts
-    blockers = [kcenter_async(big, 400, first=0, threads=1) for _ in range(_core.pool_size())]
-    victim = kcenter_async(big, 400, first=0)
+@pytest.fixture
+def one_worker():
+    """A pool of one worker, so that a long job keeps every later job queued."""
+    size = _core.pool_size()
+    _core.set_pool_size(1)
+    yield
+    _core.set_pool_size(size)
+
+
+def long_job_input():
+    # ~0.6 s on one thread of the 2-core dev machine: far longer than the few
+    # Python statements between submitting and cancelling below
+    return gaussian(200000, 64)
+
+
+def test_cancel_pending_job(one_worker):
+    big = long_job_input()
+    blocker = kcenter_async(big, 3000, first=0)
+    victim = kcenter_async(big, 3000, first=0)
     assert victim.cancel()
     with pytest.raises(CancelledError):
         victim.result()
-    for b in blockers:
-        assert len(b.result(timeout=120)) == 400
+    assert len(blocker.result(timeout=120)) == 3000
 
 
-def test_shutdown_cancels_queued_and_finishes_running():
-    big = gaussian(60000, 64)
-    running = [kcenter_async(big, 300, first=0, threads=1) for _ in range(_core.pool_size())]
-    queued = [kcenter_async(big, 300, first=0, threads=1) for _ in range(3)]
-    time.sleep(0.05)
+def test_shutdown_cancels_queued_and_finishes_running(one_worker):
+    big = long_job_input()
+    first = kcenter_async(big, 3000, first=0)
+    queued = [kcenter_async(big, 3000, first=0) for _ in range(3)]
     _core.shutdown()
     assert not _core.pool_started()
-    for f in running + queued:
-        assert f.done()
+    assert all(f.done() for f in [first] + queued)
     assert all(f.cancelled() for f in queued)
-    ok = [f for f in running if not f.cancelled()]
-    for f in ok:
-        assert len(f.result()) == 300
+    if not first.cancelled():  # it had started: it ran to the end and delivered
+        assert len(first.result()) == 3000
     # the pool restarts on demand
     assert len(kcenter_async(big[:100], 5, first=0).result(timeout=30)) == 5
 

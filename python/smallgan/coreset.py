@@ -252,9 +252,11 @@ def kcenter(
         picked (``inf`` for the very first when ``selected`` is empty); the
         sequence is non-increasing after the first.
     threads : int, optional
-        OpenMP threads for this call.  Default: the OpenMP maximum (honours
-        ``OMP_NUM_THREADS``), reduced to one thread when the problem is too
-        small to pay for synchronisation.
+        OpenMP threads for this call (honoured, up to one thread per 16
+        rows).  Default: the OpenMP maximum (honours ``OMP_NUM_THREADS``),
+        reduced so each thread has at least 2**17 values of ``x``: the
+        training sizes (e.g. 512 x 128, 1024 x 32) run on one thread, where a
+        per-step barrier would cost more than the split saves.
 
     Returns
     -------
