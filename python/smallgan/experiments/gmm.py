@@ -57,6 +57,17 @@ Our choices where the papers are silent (documented in the README too):
 - evaluation on 10,000 samples from plain (not core-set) prior draws, every
   ``steps // 10`` steps and at the end; the final numbers are reported.
 
+What the target core-set does to 2-D batches
+---------------------------------------------
+Measured over 300 batches (k = 64 of 512 candidates, seed 0): a core-set
+batch covers more modes than a random one (m = 64: 64.0 distinct modes
+against 40.6; m = 100: 64.0 against 47.3), but greedy k-center picks the
+far side of each Gaussian, so the batch's spread around its modes grows
+(per-axis std 0.050 for random batches; 0.055 for core-sets at m = 64 and
+100; 0.075 at m = 25, where k > m and the later picks are each mode's
+outliers).  D then sees wider modes than the data has, which can cost
+Small-GAN high-quality samples when k > m.
+
 Example
 -------
 >>> cfg = GMMConfig(modes=25, steps=200, sampling="coreset")   # doctest: +SKIP
