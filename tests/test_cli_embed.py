@@ -10,7 +10,8 @@ import pytest
 import torch
 
 from smallgan.cli import main
-from smallgan.commands.embed import DEFAULT_DIM, resolve_extractor
+from smallgan.commands.embed import resolve_extractor
+from smallgan.projection import DEFAULT_PROJECTION_DIM as DEFAULT_DIM
 from smallgan.embeddings import load_embeddings, read_manifest
 from smallgan.projection import projection_matrix
 

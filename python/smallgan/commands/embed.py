@@ -34,10 +34,11 @@ import sys
 import time
 from pathlib import Path
 
-DEFAULT_DIM = 32
 
 
 def register(subparsers) -> None:
+    from smallgan.projection import DEFAULT_PROJECTION_DIM
+
     from smallgan.data import DATASETS
 
     p = subparsers.add_parser(
@@ -53,8 +54,8 @@ def register(subparsers) -> None:
     p.add_argument("--extractor", default="inception",
                    help="'inception' (default) or MODULE:ATTR (see above)")
     p.add_argument("--weights", type=Path, default=None, help="Inception weights file (extractor 'inception')")
-    p.add_argument("--dim", type=int, default=DEFAULT_DIM,
-                   help=f"random projection dimension (default {DEFAULT_DIM}; 0 = store raw features)")
+    p.add_argument("--dim", type=int, default=DEFAULT_PROJECTION_DIM,
+                   help=f"random projection dimension (default {DEFAULT_PROJECTION_DIM}; 0 = store raw features)")
     p.add_argument("--kind", choices=("gaussian", "sparse"), default="gaussian", help="projection matrix family")
     p.add_argument("--seed", type=int, default=0, help="seed of the projection matrix (default 0)")
     p.add_argument("--device", default="cpu", help="torch device for the extractor (default cpu)")

@@ -23,6 +23,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Dict, Optional, Tuple, Union
 
+from smallgan.projection import DEFAULT_PROJECTION_DIM
+
 __all__ = ["ImageGANConfig", "run_image_gan", "add_common_arguments", "config_from_args",
            "format_result"]
 
@@ -42,7 +44,9 @@ class ImageGANConfig:
     embedding : {"inception", "random-conv", "raw"}
         What real images are embedded with for the target core-set.
     projection_dim : int
-        Random projection size of the embeddings; 0 keeps them unprojected.
+        Random projection size of the embeddings (default
+        ``smallgan.projection.DEFAULT_PROJECTION_DIM`` = 32, as
+        ``smallgan embed``); 0 keeps them unprojected.
     feature : {"inception", "random-conv"}
         Features for FID ("random-conv" is reported as FD[random-conv]).
     fallback_features : bool
@@ -79,7 +83,7 @@ class ImageGANConfig:
     coreset_prior: bool = True
     coreset_target: bool = True
     embedding: str = "inception"
-    projection_dim: int = 128
+    projection_dim: int = DEFAULT_PROJECTION_DIM  # one default everywhere (smallgan.projection)
     feature: str = "inception"
     fallback_features: bool = False
     inception_weights: Optional[str] = None

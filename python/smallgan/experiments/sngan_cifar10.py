@@ -9,8 +9,9 @@ ResNet setting); only ``sampling`` differs between GAN and Small-GAN:
 - ``steps=50_000`` generator updates with linear learning-rate decay to 0
   (Miyato et al.; the Small-GAN paper does not state its step count);
 - Small-GAN: prior factor 4, target factor 8, target core-set on Inception
-  pool3 features of the training images randomly projected to 128-d (our
-  choice of size; ``--projection-dim``);
+  pool3 features of the training images randomly projected to 32-d
+  (``smallgan.projection.DEFAULT_PROJECTION_DIM``, our choice of size, as
+  for ``smallgan embed``; ``--projection-dim``);
 - FID at 50k generated / 50k real (the training set), every ``steps // 10``;
   the protocol is printed with every value. The paper's numbers:
 
