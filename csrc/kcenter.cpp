@@ -1,6 +1,7 @@
 #include "kcenter.hpp"
 
 #include <algorithm>
+#include <atomic>
 #include <vector>
 #include <cmath>
 #include <cstdlib>
@@ -188,6 +189,14 @@ KCenterStats kcenter(const KCenterInput& in) {
     // which time every thread has finished reading it.  One barrier per step.
     std::vector<Best> slots(2 * static_cast<std::size_t>(T));
     std::vector<char> chunk_ok(static_cast<std::size_t>(T), 1);
+    // Largest true min-distance any thread has found in the current search,
+    // rotated over three slots: slot s % 3 serves search s, thread 0 resets
+    // slot (s + 1) % 3 during search s (nobody uses it between the barriers
+    // of searches s - 2 and s + 1).  Threads skip blocks whose bound is below
+    // it: which blocks are skipped then depends on timing, the result never
+    // does (a skipped block cannot hold the farthest row).
+    std::atomic<float> shared_best[3];
+    for (auto& a : shared_best) a.store(kSelected);
     bool values_ok = true;
     float first_val = 0.0f;
     double radius_sq = 0.0;
@@ -248,14 +257,28 @@ KCenterStats kcenter(const KCenterInput& in) {
         // the centres that arrive meanwhile, while the block sits in L1.
         auto search = [&](const float* newest) -> Best {
             Best local{kSelected, -1};
+            std::atomic<float>& found = shared_best[search_no % 3];
+            if (tid == 0) shared_best[(search_no + 1) % 3].store(kSelected, std::memory_order_relaxed);
+            auto publish = [&](float v) {
+                float cur = found.load(std::memory_order_relaxed);
+                while (v > cur && !found.compare_exchange_weak(cur, v, std::memory_order_relaxed)) {
+                }
+            };
             if (b0 < b1) {
                 if (in.prune) {
                     std::size_t top = b0;  // the most promising block first
                     for (std::size_t b = b0 + 1; b < b1; ++b)
                         if (bound[b] > bound[top]) top = b;
                     local = better(local, bring_up_to_date(top, newest));
-                    for (std::size_t b = b0; b < b1; ++b)
-                        if (b != top && !(bound[b] < local.val)) local = better(local, bring_up_to_date(b, newest));
+                    if (nt > 1) publish(local.val);
+                    for (std::size_t b = b0; b < b1; ++b) {
+                        if (b == top) continue;
+                        const float floor_val = nt > 1 ? std::max(local.val, found.load(std::memory_order_relaxed)) : local.val;
+                        if (bound[b] < floor_val) continue;
+                        const Best bb = bring_up_to_date(b, newest);
+                        if (bb.val > local.val && nt > 1) publish(bb.val);
+                        local = better(local, bb);
+                    }
                 } else {
                     for (std::size_t b = b0; b < b1; ++b) local = better(local, bring_up_to_date(b, newest));
                 }
