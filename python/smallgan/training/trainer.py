@@ -648,17 +648,14 @@ class Trainer:
         if c.uses_prior_coreset:
             from smallgan.sampling import PriorCoreset
 
-            prior = PriorCoreset(c.z_dim, c.batch_size, factor=c.prior_factor,
-                                 distribution=c.prior, seed=self._prior_seed,
-                                 prefetch=c.prefetch)
-        else:
-            prior = _RandomPrior(c.z_dim, c.batch_size, c.prior, self._prior_seed)
-        try:
-            for _ in range(self._prior_batches):  # resume: replay the stream
-                next(prior)
-        except BaseException:
-            prior.close()
-            raise
+            # resume: core-set batch b depends only on (seed, b), so the stream
+            # starts at the next batch instead of re-running each selection
+            return PriorCoreset(c.z_dim, c.batch_size, factor=c.prior_factor,
+                                distribution=c.prior, seed=self._prior_seed,
+                                prefetch=c.prefetch, start=self._prior_batches)
+        prior = _RandomPrior(c.z_dim, c.batch_size, c.prior, self._prior_seed)
+        for _ in range(self._prior_batches):  # resume: replay the (cheap) plain draws
+            next(prior)
         return prior
 
     def _make_real_sampler(self):
