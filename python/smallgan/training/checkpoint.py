@@ -16,11 +16,12 @@ Example
 from __future__ import annotations
 
 import os
-import tempfile
 from pathlib import Path
 from typing import Any, Dict, Union
 
 import torch
+
+from smallgan.atomic import atomic_write
 
 __all__ = ["save_checkpoint", "load_checkpoint"]
 
@@ -28,23 +29,12 @@ PathLike = Union[str, "os.PathLike[str]"]
 
 
 def save_checkpoint(state: Dict[str, Any], path: PathLike) -> None:
-    """Write ``state`` (anything ``torch.save`` accepts) atomically to ``path``."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            torch.save(state, f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        # includes KeyboardInterrupt: never leave a stray temp file behind
-        try:
-            os.unlink(tmp)
-        except FileNotFoundError:
-            pass
-        raise
+    """Write ``state`` (anything ``torch.save`` accepts) atomically to ``path``.
+
+    Temp file + fsync + rename (:func:`smallgan.atomic.atomic_write`): a crash
+    or Ctrl-C leaves the previous checkpoint or the new one, never a torn file.
+    """
+    atomic_write(path, lambda f: torch.save(state, f))
 
 
 def load_checkpoint(path: PathLike, map_location: Any = "cpu") -> Dict[str, Any]:
