@@ -79,7 +79,6 @@ import argparse
 import dataclasses
 import json
 import math
-import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -369,19 +368,10 @@ def format_result(r: Dict[str, Any]) -> str:
 
 def run_from_args(args: argparse.Namespace) -> int:
     """Entry point of ``smallgan train gmm``."""
-    from smallgan.training.trainer import TrainingInterrupted
+    from smallgan.experiments.command import run_command
 
-    try:
-        config = config_from_args(args)
-    except ValueError as exc:
-        print(f"smallgan train gmm: {exc}", file=sys.stderr)
-        return 2
-    try:
-        result = run(config, args.out, resume=args.resume, progress=args.progress,
-                     tensorboard=args.tensorboard)
-    except TrainingInterrupted as exc:
-        print(f"{exc}; continue with --resume", file=sys.stderr)
-        return 130
-    print(format_result(result))
-    print(f"artifacts in {args.out}")
-    return 0
+    return run_command(
+        "gmm", args.out, lambda: config_from_args(args),
+        lambda config: [run(config, args.out, resume=args.resume, progress=args.progress,
+                            tensorboard=args.tensorboard)],
+        lambda config, result: format_result(result))

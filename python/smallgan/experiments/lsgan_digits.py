@@ -32,7 +32,6 @@ from __future__ import annotations
 
 import argparse
 import csv
-import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Dict, List, Optional, Sequence, Union
@@ -191,38 +190,42 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_common_arguments(parser, LSGANConfig)
 
 
+def _discriminator_names(args: argparse.Namespace) -> Optional[List[str]]:
+    from smallgan.models.lsgan import DISCRIMINATORS
+
+    if not args.discriminators:
+        return None
+    names = list(DISCRIMINATORS) if args.discriminators == ["all"] else args.discriminators
+    bad = [n for n in names if n not in DISCRIMINATORS]
+    if bad:
+        raise ValueError(f"unknown discriminator(s) {bad}; choose from {sorted(DISCRIMINATORS)} or 'all'")
+    return names
+
+
+def _show(config: LSGANConfig, r: Dict[str, Any]) -> str:
+    size = (f"  D {r['d_parameters']:,} params, {r['d_param_mb']:.3f} MB params, "
+            f"{r['d_activation_mb']:.2f} MB activations (b={config.batch_size})"
+            if "d_parameters" in r else "")
+    return f"{r.get('discriminator', config.discriminator):<20} {format_result(r)}{size}"
+
+
 def run_from_args(args: argparse.Namespace) -> int:
     """Entry point of ``smallgan train lsgan-digits``."""
-    from smallgan.models.lsgan import DISCRIMINATORS
-    from smallgan.training.trainer import TrainingInterrupted
+    from smallgan.experiments.command import run_command
 
-    try:
-        config = config_from_args(LSGANConfig, args)
-        names = None
-        if args.discriminators:
-            names = list(DISCRIMINATORS) if args.discriminators == ["all"] else args.discriminators
-            bad = [n for n in names if n not in DISCRIMINATORS]
-            if bad:
-                raise ValueError(f"unknown discriminator(s) {bad}; choose from "
-                                 f"{sorted(DISCRIMINATORS)} or 'all'")
-    except ValueError as exc:
-        print(f"smallgan train lsgan-digits: {exc}", file=sys.stderr)
-        return 2
     kw = dict(resume=args.resume, progress=args.progress, tensorboard=args.tensorboard)
-    try:
-        if names:
-            results = compare(config, args.out, names, **kw)
-        else:
-            results = [run(config, args.out, **kw)]
-    except TrainingInterrupted as exc:
-        print(f"{exc}; continue with --resume", file=sys.stderr)
-        return 130
-    for r in results:
-        size = (f"  D {r['d_parameters']:,} params, {r['d_param_mb']:.3f} MB params, "
-                f"{r['d_activation_mb']:.2f} MB activations (b={config.batch_size})"
-                if "d_parameters" in r else "")
-        print(f"{r.get('discriminator', config.discriminator):<20} {format_result(r)}{size}")
-    if names:
+    names: List[Optional[List[str]]] = []
+
+    def make_config() -> LSGANConfig:
+        names.append(_discriminator_names(args))
+        return config_from_args(LSGANConfig, args)
+
+    def train(config: LSGANConfig):
+        if names[0]:
+            return compare(config, args.out, names[0], **kw)
+        return [run(config, args.out, **kw)]
+
+    code = run_command("lsgan-digits", args.out, make_config, train, _show)
+    if code == 0 and names and names[0]:
         print(f"comparison: {Path(args.out) / 'comparison.png'}")
-    print(f"artifacts in {args.out}")
-    return 0
+    return code

@@ -25,7 +25,6 @@ Example
 from __future__ import annotations
 
 import argparse
-import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Dict, Optional, Union
@@ -92,19 +91,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run_from_args(args: argparse.Namespace) -> int:
     """Entry point of ``smallgan train sagan-lsun``."""
-    from smallgan.training.trainer import TrainingInterrupted
+    from smallgan.experiments.command import run_command
 
-    try:
-        config = config_from_args(SAGANConfig, args)
-    except ValueError as exc:
-        print(f"smallgan train sagan-lsun: {exc}", file=sys.stderr)
-        return 2
-    try:
-        result = run(config, args.out, resume=args.resume, progress=args.progress,
-                     tensorboard=args.tensorboard)
-    except TrainingInterrupted as exc:
-        print(f"{exc}; continue with --resume", file=sys.stderr)
-        return 130
-    print(format_result(result))
-    print(f"artifacts in {args.out}")
-    return 0
+    return run_command(
+        "sagan-lsun", args.out, lambda: config_from_args(SAGANConfig, args),
+        lambda config: [run(config, args.out, resume=args.resume, progress=args.progress,
+                            tensorboard=args.tensorboard)],
+        lambda config, result: format_result(result))

@@ -37,7 +37,6 @@ Example
 from __future__ import annotations
 
 import argparse
-import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Dict, List, Optional, Union
@@ -139,20 +138,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run_from_args(args: argparse.Namespace) -> int:
     """Entry point of ``smallgan train sngan-cifar10``."""
-    from smallgan.training.trainer import TrainingInterrupted
+    from smallgan.experiments.command import run_command
 
-    try:
-        config = config_from_args(SNGANConfig, args)
-    except ValueError as exc:
-        print(f"smallgan train sngan-cifar10: {exc}", file=sys.stderr)
-        return 2
     kw = dict(resume=args.resume, progress=args.progress, tensorboard=args.tensorboard)
-    try:
-        results = sweep(config, args.out, **kw) if args.sweep else [run(config, args.out, **kw)]
-    except TrainingInterrupted as exc:
-        print(f"{exc}; continue with --resume", file=sys.stderr)
-        return 130
-    for r in results:
-        print(_with_paper(r))
-    print(f"artifacts in {args.out}")
-    return 0
+    return run_command(
+        "sngan-cifar10", args.out, lambda: config_from_args(SNGANConfig, args),
+        lambda config: sweep(config, args.out, **kw) if args.sweep else [run(config, args.out, **kw)],
+        lambda config, result: _with_paper(result))
