@@ -34,8 +34,14 @@ struct Best {
     std::int64_t idx;  // its row; lowest row among equal values; -1 if none
 };
 
+// The helpers below are `static`: each translation unit gets its own copy.
+// They are included by the per-ISA files (compiled with -mavx2/-mavx512f); as
+// plain `inline` functions an out-of-line copy (e.g. at -O0) would be a weak
+// symbol the linker may pick for the baseline code too, which would then
+// execute AVX-512 instructions on a CPU without them.
+
 // Merge in a fixed order: larger value wins, lower index breaks ties.
-inline Best better(Best a, Best b) {
+static inline Best better(Best a, Best b) {
     if (b.val > a.val || (b.val == a.val && b.idx >= 0 && (a.idx < 0 || b.idx < a.idx))) return b;
     return a;
 }
@@ -66,7 +72,7 @@ Best apply_avx512(const float* blk, std::size_t d, const float* C, std::size_t c
 ApplyFn apply_kernel(SimdLevel level);
 
 // Lane scan shared by the kernels: max of m[0..16), lowest lane among equals.
-inline Best block_best(const float* m, std::int64_t base) {
+static inline Best block_best(const float* m, std::int64_t base) {
     Best best{kSelected, -1};
     for (std::size_t l = 0; l < kBlock; ++l)
         if (m[l] > best.val) best = Best{m[l], base + static_cast<std::int64_t>(l)};
