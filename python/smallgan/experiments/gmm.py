@@ -161,11 +161,9 @@ class GMMConfig:
     @property
     def label(self) -> str:
         """``GAN`` or ``Small-GAN`` (or the ablation's name)."""
-        if self.sampling == "random":
-            return "GAN"
-        if self.coreset_prior and self.coreset_target:
-            return "Small-GAN"
-        return "Small-GAN (prior only)" if self.coreset_prior else "Small-GAN (target only)"
+        from smallgan.training.trainer import run_label
+
+        return run_label(self.sampling, self.coreset_prior, self.coreset_target)
 
     def train_config(self, progress: bool = False, tensorboard: bool = True):
         """The :class:`~smallgan.training.trainer.TrainConfig` of this run."""

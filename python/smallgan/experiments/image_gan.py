@@ -124,11 +124,9 @@ class ImageGANConfig:
     @property
     def label(self) -> str:
         """``GAN``, ``Small-GAN`` or the ablation's name."""
-        if self.sampling == "random":
-            return "GAN"
-        if self.coreset_prior and self.coreset_target:
-            return "Small-GAN"
-        return "Small-GAN (prior only)" if self.coreset_prior else "Small-GAN (target only)"
+        from smallgan.training.trainer import run_label
+
+        return run_label(self.sampling, self.coreset_prior, self.coreset_target)
 
     def resolved_device(self) -> str:
         import torch

@@ -73,7 +73,7 @@ from smallgan.training.ema import EMA
 from smallgan.training.logs import RunLogger
 from smallgan.training.losses import LOSSES, d_loss, g_loss
 
-__all__ = ["TrainConfig", "RealData", "Trainer", "TrainingInterrupted", "CHECKPOINT_NAME"]
+__all__ = ["TrainConfig", "RealData", "Trainer", "TrainingInterrupted", "CHECKPOINT_NAME", "run_label"]
 
 CHECKPOINT_NAME = "checkpoint.pt"
 
@@ -88,6 +88,15 @@ _RESUMABLE_CHANGES = frozenset({
     "steps", "log_every", "sample_every", "eval_every", "checkpoint_every", "progress",
     "tensorboard", "plot_samples", "num_workers", "prefetch",
 })
+
+
+def run_label(sampling: str, coreset_prior: bool, coreset_target: bool) -> str:
+    """``GAN``, ``Small-GAN`` or the ablation's name, for tables and plots."""
+    if sampling == "random":
+        return "GAN"
+    if coreset_prior and coreset_target:
+        return "Small-GAN"
+    return "Small-GAN (prior only)" if coreset_prior else "Small-GAN (target only)"
 
 
 def _check_int(name: str, value: Any, minimum: int) -> None:
