@@ -194,6 +194,10 @@ class _Request:
             indices = torch.from_numpy(indices)
             if distances is not None:
                 distances = torch.from_numpy(distances)
+        return self.pack(indices, radius, distances)
+
+    def pack(self, indices, radius, distances):
+        """``indices``, then the radius and distances the caller asked for."""
         out = [indices]
         if self.return_radius:
             out.append(float(radius))
@@ -400,9 +404,4 @@ def _kcenter_torch(req: _Request):
         update(center)
         center = torch.argmax(mind)
     radius = mind.max().clamp_min(0).sqrt()
-    value = [out]
-    if req.return_radius:
-        value.append(float(radius))
-    if req.want_dist:
-        value.append(dist)
-    return value[0] if len(value) == 1 else tuple(value)
+    return req.pack(out, radius, dist)

@@ -424,7 +424,30 @@ def _check_prefetch(prefetch: Any) -> int:
     return _check_int("prefetch", prefetch, 0)
 
 
-class PriorCoreset:
+class _SelectionsOwner:
+    """Shutdown shared by the objects that own a :class:`_Selections` stream."""
+
+    _selections: Optional["_Selections"]
+    _closed: bool
+
+    def _close_selections(self) -> None:
+        self._closed = True
+        selections, self._selections = self._selections, None
+        if selections is not None:
+            selections.close()
+
+    def __del__(self) -> None:
+        # Garbage collection (possibly during interpreter exit): cancel only,
+        # never wait on a pool that may already be shutting down.
+        try:
+            selections = self.__dict__.get("_selections")
+            if selections is not None:
+                selections.close(wait=False)
+        except Exception:
+            pass
+
+
+class PriorCoreset(_SelectionsOwner):
     """Endless iterator of core-set prior batches (Small-GAN's sampled ``z``).
 
     Each batch is the greedy k-center core-set of ``factor * batch_size`` i.i.d.
@@ -580,26 +603,13 @@ class PriorCoreset:
 
     def close(self) -> None:
         """Cancel pending selections; later ``next()`` calls raise StopIteration."""
-        self._closed = True
-        selections, self._selections = self._selections, None
-        if selections is not None:
-            selections.close()
+        self._close_selections()
 
     def __enter__(self) -> "PriorCoreset":
         return self
 
     def __exit__(self, *exc_info: Any) -> None:
         self.close()
-
-    def __del__(self) -> None:
-        # Garbage collection (possibly during interpreter exit): cancel only,
-        # never wait on a pool that may already be shutting down.
-        try:
-            selections = self.__dict__.get("_selections")
-            if selections is not None:
-                selections.close(wait=False)
-        except Exception:
-            pass
 
     def __repr__(self) -> str:
         return (
@@ -851,7 +861,7 @@ class CoresetBatchSampler(Sampler[list[int]]):
         )
 
 
-class _EpochIterator:
+class _EpochIterator(_SelectionsOwner):
     """One pass (epoch) of a CoresetBatchSampler; closes itself when done."""
 
     def __init__(self, sampler: CoresetBatchSampler) -> None:
@@ -880,16 +890,5 @@ class _EpochIterator:
             raise
 
     def close(self) -> None:
-        self._closed = True
         self._sampler = None
-        selections, self._selections = self._selections, None
-        if selections is not None:
-            selections.close()
-
-    def __del__(self) -> None:
-        try:
-            selections = self.__dict__.get("_selections")
-            if selections is not None:
-                selections.close(wait=False)
-        except Exception:
-            pass
+        self._close_selections()
