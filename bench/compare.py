@@ -4,7 +4,7 @@
 """
 import sys
 
-from smallgan.benchmark import main
+from smallgan.compare import main
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 
 from smallgan import _core, kcenter
-from smallgan.benchmark import numpy_blas
+from smallgan.compare import numpy_blas
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 from kcenter_reference import reference_kcenter  # noqa: E402

@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from smallgan.cli import main
-from smallgan.commands.embed import resolve_extractor
+from smallgan.cli.embed import resolve_extractor
 from smallgan.projection import DEFAULT_PROJECTION_DIM as DEFAULT_DIM
 from smallgan.embeddings import load_embeddings, read_manifest
 from smallgan.projection import projection_matrix

@@ -217,7 +217,7 @@ def test_models_sizes_command(capsys) -> None:
 
 
 def test_activation_bytes_counts_layer_outputs() -> None:
-    from smallgan.commands.models import activation_bytes
+    from smallgan.models.blocks import activation_bytes
 
     net = nn.Sequential(nn.Conv2d(1, 2, 3, padding=1), nn.ReLU())
     # two leaf outputs of (3, 2, 4, 4) float32

@@ -17,7 +17,7 @@ import pytest
 import torch
 
 import smallgan
-from smallgan import sampling
+from smallgan import prefetch, sampling
 from smallgan.sampling import CoresetBatchSampler, PriorCoreset
 
 PYTHON_DIR = Path(sampling.__file__).resolve().parents[1]
@@ -54,7 +54,7 @@ class _Recorder:
         self.calls = 0
         self.fail_at = fail_at
         self.fail_sync_raise = fail_sync_raise
-        real_async, real_sync = sampling.kcenter_async, sampling.kcenter
+        real_async, real_sync = prefetch.kcenter_async, prefetch.kcenter
 
         def fake_async(x, k, **kw):
             call = self.calls
@@ -76,8 +76,8 @@ class _Recorder:
                 raise RuntimeError(f"injected failure at call {call}")
             return real_sync(x, k, **kw)
 
-        monkeypatch.setattr(sampling, "kcenter_async", fake_async)
-        monkeypatch.setattr(sampling, "kcenter", fake_sync)
+        monkeypatch.setattr(prefetch, "kcenter_async", fake_async)
+        monkeypatch.setattr(prefetch, "kcenter", fake_sync)
 
 
 # --------------------------------------------------------------------------
@@ -469,7 +469,7 @@ class _GatedEngine:
             self.futures.append(f)
             return f
 
-        monkeypatch.setattr(sampling, "kcenter_async", fake_async)
+        monkeypatch.setattr(prefetch, "kcenter_async", fake_async)
 
     def wait_submitted(self, n, timeout=10):
         deadline = time.monotonic() + timeout
@@ -556,7 +556,7 @@ def test_a_waiting_consumer_is_never_made_to_wait_out_the_deferral(monkeypatch):
     # The producer defers planning after a slot frees, except when the
     # consumer is waiting; with a 1 s deferral, a tight loop of 30 batches
     # would take 30 s if that exception did not work.
-    monkeypatch.setattr(sampling, "_DEFER_S", 1.0)
+    monkeypatch.setattr(prefetch, "_DEFER_S", 1.0)
     s = CoresetBatchSampler(_emb(600), 20, factor=1, seed=0, prefetch=2)
     t0 = time.monotonic()
     assert len(list(s)) == 30

@@ -177,23 +177,28 @@ def test_ctrl_c_writes_checkpoint_and_exits_cleanly(tmp_path):
     assert not list(out.glob("*.tmp"))
 
 
-@pytest.mark.parametrize("kw, match", [
-    ({"steps": -1}, "steps must be an integer >= 0, got -1"),
-    ({"prior_factor": 0}, "prior_factor must be an integer >= 1, got 0"),
-    ({"target_factor": 0.5}, "target_factor must be an integer >= 1, got 0.5"),
-    ({"loss": "wgan"}, "loss must be one of ns, hinge, lsgan; got 'wgan'"),
-    ({"sampling": "kmeans"}, "sampling must be one of random, coreset; got 'kmeans'"),
-    ({"batch_size": 0}, "batch_size must be an integer >= 1, got 0"),
-    ({"lr_d": -1e-4}, r"lr_d must be a number in \(0.0, inf\], got -0.0001"),
-    ({"betas_g": (0.5, 1.0)}, r"betas_g\[1\] must be a number in \[0.0, 1.0\), got 1.0"),
-    ({"betas_d": (0.5,)}, r"betas_d must be a pair \(beta1, beta2\), got \(0.5,\)"),
-    ({"ema_decay": 1.5}, "ema_decay must be a number in"),
-    ({"prior": "cauchy"}, "prior must be one of uniform, normal; got 'cauchy'"),
-    ({"n_dis": 0}, "n_dis must be an integer >= 1, got 0"),
-    ({"device": "gpu:x"}, "device must be a torch device string, got 'gpu:x'"),
+@pytest.mark.parametrize("kw, exc, match", [
+    ({"steps": -1}, ValueError, "steps must be >= 0, got -1"),
+    ({"prior_factor": 0}, ValueError, "prior_factor must be >= 1, got 0"),
+    ({"target_factor": 0.5}, TypeError, "target_factor must be an int, got 0.5 of type float"),
+    ({"steps": "100"}, TypeError, "steps must be an int, got '100' of type str"),
+    ({"loss": "wgan"}, ValueError, "loss must be one of 'ns', 'hinge', 'lsgan'; got 'wgan'"),
+    ({"sampling": "kmeans"}, ValueError, "sampling must be one of 'random', 'coreset'; got 'kmeans'"),
+    ({"sampling": None}, TypeError, "sampling must be a str"),
+    ({"batch_size": 0}, ValueError, "batch_size must be >= 1, got 0"),
+    ({"lr_d": -1e-4}, ValueError, r"lr_d must be a finite number in \(0.0, inf\], got -0.0001"),
+    ({"lr_d": "fast"}, TypeError, "lr_d must be a number, got 'fast'"),
+    ({"betas_g": (0.5, 1.0)}, ValueError, r"betas_g\[1\] must be a finite number in \[0.0, 1.0\), got 1.0"),
+    ({"betas_d": (0.5,)}, ValueError, r"betas_d must be a pair \(beta1, beta2\), got \(0.5,\)"),
+    ({"betas_d": 0.5}, TypeError, r"betas_d must be a pair \(beta1, beta2\), got 0.5"),
+    ({"ema_decay": 1.5}, ValueError, "ema_decay must be a finite number in"),
+    ({"prior": "cauchy"}, ValueError, "prior must be one of 'uniform', 'normal'; got 'cauchy'"),
+    ({"n_dis": 0}, ValueError, "n_dis must be >= 1, got 0"),
+    ({"amp": "yes"}, TypeError, "amp must be a bool, got 'yes'"),
+    ({"device": "gpu:x"}, ValueError, "device must be a torch device string, got 'gpu:x'"),
 ])
-def test_bad_config_is_rejected(kw, match):
-    with pytest.raises(ValueError, match=match):
+def test_bad_config_is_rejected(kw, exc, match):
+    with pytest.raises(exc, match=match):
         _config(**kw)
 
 
@@ -228,7 +233,7 @@ def test_loss_values_hand_computed():
     assert float(g_loss("hinge", f)) == pytest.approx(1.25)
     assert float(d_loss("lsgan", r, f)) == pytest.approx(0.5 * (1 + 4) / 2 + 0.5 * (0.25 + 9) / 2)
     assert float(g_loss("lsgan", f)) == pytest.approx(0.5 * (0.25 + 16) / 2)
-    with pytest.raises(ValueError, match="loss must be one of ns, hinge, lsgan; got 'l1'"):
+    with pytest.raises(ValueError, match="loss must be one of 'ns', 'hinge', 'lsgan'; got 'l1'"):
         g_loss("l1", f)
 
 

@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import numbers
 import os
 import time
 from pathlib import Path
@@ -34,6 +33,7 @@ import numpy as np
 import torch
 
 from smallgan.atomic import atomic_write
+from smallgan.checks import check_int
 from smallgan.projection import projection_matrix, projection_settings, save_projection
 
 __all__ = [
@@ -224,12 +224,6 @@ def load_embeddings(path: PathLike, mmap_mode: str = "r") -> np.memmap:
     return arr
 
 
-def _check_int(name: str, value: Any, minimum: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
-        raise TypeError(f"{name} must be an int, got {value!r} of type {type(value).__name__}")
-    if int(value) < minimum:
-        raise ValueError(f"{name} must be >= {minimum}, got {int(value)}")
-    return int(value)
 
 
 def _requested_projection(projection: Any) -> Optional[Dict[str, Any]]:
@@ -345,8 +339,8 @@ def compute_embeddings(
         raise ValueError(f"path must end in .npy, got {str(path)!r}")
     if not path.parent.is_dir():
         raise FileNotFoundError(f"folder {str(path.parent)!r} for the cache does not exist")
-    batch_size = _check_int("batch_size", batch_size, 1)
-    num_workers = _check_int("num_workers", num_workers, 0)
+    batch_size = check_int("batch_size", batch_size, 1)
+    num_workers = check_int("num_workers", num_workers, 0)
     if dtype not in ("float32", "float16", "float64"):
         raise ValueError(f"dtype must be 'float32', 'float16' or 'float64', got {dtype!r}")
     proj = _requested_projection(projection)

@@ -34,6 +34,7 @@ from typing import Any, Dict, Optional, Tuple, Union
 import numpy as np
 
 from smallgan.atomic import atomic_write
+from smallgan.checks import check_int
 
 __all__ = [
     "KINDS",
@@ -63,14 +64,6 @@ PathLike = Union[str, "os.PathLike[str]"]
 DEFAULT_PROJECTION_DIM = 32
 
 
-def _check_int(name: str, value: Any, minimum: int) -> int:
-    # bool is an int subclass; `dim=True` is always a mistake
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
-        raise TypeError(f"{name} must be an int, got {value!r} of type {type(value).__name__}")
-    value = int(value)
-    if value < minimum:
-        raise ValueError(f"{name} must be >= {minimum}, got {value}")
-    return value
 
 
 def _check_kind_density(kind: Any, density: Any, in_dim: int) -> Tuple[str, Optional[float]]:
@@ -117,9 +110,9 @@ def projection_settings(
         ``{"in_dim", "dim", "seed", "kind", "density"}`` with ``density``
         resolved to a float for the sparse kind (``None`` for Gaussian).
     """
-    in_dim = _check_int("in_dim", in_dim, 1)
-    dim = _check_int("dim", dim, 1)
-    seed = _check_int("seed", seed, 0)
+    in_dim = check_int("in_dim", in_dim, 1)
+    dim = check_int("dim", dim, 1)
+    seed = check_int("seed", seed, 0)
     kind, density = _check_kind_density(kind, density, in_dim)
     if kind == "sparse" and density is None:
         density = 1.0 / math.sqrt(in_dim)
@@ -263,8 +256,8 @@ def random_projection(
     ((1000, 32), dtype('float32'))
     """
     x = _as_2d_real(x)
-    dim = _check_int("dim", dim, 1)
-    seed = _check_int("seed", seed, 0)
+    dim = check_int("dim", dim, 1)
+    seed = check_int("seed", seed, 0)
     n, in_dim = int(x.shape[0]), int(x.shape[1])
     if in_dim == 0:
         raise ValueError(f"x must have at least one column, got shape {tuple(x.shape)}")
@@ -272,7 +265,7 @@ def random_projection(
     if chunk_rows is None:
         chunk_rows = max(1, _DEFAULT_CHUNK_BYTES // (4 * in_dim))
     else:
-        chunk_rows = _check_int("chunk_rows", chunk_rows, 1)
+        chunk_rows = check_int("chunk_rows", chunk_rows, 1)
 
     is_numpy = isinstance(x, np.ndarray)
     if not is_numpy:

@@ -1,34 +1,55 @@
-"""Core-set mini-batches for GAN training, selected ahead of the training loop.
+"""Where every training step's prior and real batches come from.
 
 Small-GAN (Sinha et al., ICML 2020, Sec. 3) replaces each uniform mini-batch
 by the greedy k-center core-set of a larger uniform draw: ``factor * k``
 candidates in, ``k`` out.  It does this for the prior (``z``) and for the real
-data (through fixed, low-dimensional embeddings of the images).  The paper's
-footnote notes that the selection runs on the CPU and could overlap the GPU's
-forward and backward pass; this module makes that overlap the default:
+data (through fixed, low-dimensional embeddings of the images).  A plain GAN
+draws its batches uniformly.  The two are side by side here, behind one
+interface, so that a GAN and a Small-GAN run differ only in which class is
+built:
 
-* :class:`PriorCoreset` is an endless iterator of core-set prior batches.
-* :class:`CoresetBatchSampler` is a ``torch.utils.data.Sampler[list[int]]``
-  for ``DataLoader(dataset, batch_sampler=...)``.
+==============================  ====================================  =====================================
+                                plain (GAN)                           core-set (Small-GAN)
+==============================  ====================================  =====================================
+prior batches, an iterator      :class:`RandomPrior`                  :class:`PriorCoreset`
+real batches, a batch sampler   :class:`RandomBatchSampler`           :class:`CoresetBatchSampler`
+==============================  ====================================  =====================================
 
-Both keep ``prefetch`` batches ahead of the training loop: one producer
-thread per stream makes the random draws and gathers the candidates, and the
-k-center selections run on the engine's background C++ pool
-(:func:`smallgan.kcenter_async`, GIL released).  The training loop itself only
-takes finished batches, so its cost per step is tens of microseconds.
+Each pair takes the same arguments (the core-set side adds ``factor``,
+``prefetch`` and ``threads``) and offers the same attributes: ``seed``,
+``rank``, ``num_replicas``, ``last_wait_s`` and ``wait_s``, ``close()`` and
+the context-manager protocol; the priors have ``position`` and ``start=``, the
+batch samplers ``len()`` and ``set_epoch(epoch, start=0)``.
+
+The core-set classes keep ``prefetch`` batches ahead of the training loop:
+one producer thread per stream makes the random draws and gathers the
+candidates, and the k-center selections run on the engine's background C++
+pool (:func:`smallgan.kcenter_async`, GIL released); the engine that does
+this is :mod:`smallgan.prefetch`.  The training loop itself only takes
+finished batches, so its cost per step is tens of microseconds.
 
 Determinism
 -----------
 Every random draw of batch ``b`` comes from its own generator,
 ``numpy.random.default_rng(numpy.random.SeedSequence(seed, spawn_key=key))``,
-and the first k-center is drawn from it and passed as ``first=``.  The keys
-are ``(1, b)`` for :class:`PriorCoreset`, ``(3, epoch, rank, b)`` for the
-candidates of :class:`CoresetBatchSampler` and ``(2, epoch)`` for its
-epoch-wide split between ranks.  Batches therefore depend only on
-``(seed, rank, epoch, b)``, never on the prefetch depth, the number of engine
-threads or thread timing.  The keys have a fixed length per kind because
-``SeedSequence`` pads short keys with zeros (``(2, 5)`` and ``(2, 5, 0)``
-would collide).
+and the first k-center is drawn from it and passed as ``first=``.  The keys:
+
+* priors, batch ``b`` on rank ``r``: ``(1, b)`` on rank 0 (so rank 0 of a
+  distributed job draws exactly what a single process draws) and
+  ``(1, b, r)`` on every other rank.  :class:`RandomPrior`'s batch ``b`` is
+  the first ``batch_size`` of the ``factor * batch_size`` candidates that
+  :class:`PriorCoreset` draws for its batch ``b``: GAN and Small-GAN runs
+  with one seed see paired draws.
+* real batches: ``(2, epoch)`` for the epoch-wide permutation that splits the
+  rows between ranks (and orders :class:`RandomBatchSampler`'s epoch), and
+  ``(3, epoch, r, b)`` for the candidates of :class:`CoresetBatchSampler`.
+
+Batches therefore depend only on ``(seed, rank, epoch, b)``, never on the
+prefetch depth, the number of engine threads or thread timing, and a stream
+can start at any batch (``start=``) without replaying the earlier ones.
+Under ``torch.distributed`` every sampler reads rank and world size from the
+process group (``rank=`` and ``num_replicas=`` override), so each rank draws
+its own stream.
 
 Shutdown
 --------
@@ -39,19 +60,19 @@ pending jobs and drop the references to the inputs; an ``atexit`` hook does
 the same for streams still open at interpreter exit, before the engine's own
 shutdown.  The producer thread starts at the first ``next()`` (so building a
 sampler costs nothing) and holds no reference to its iterator, so garbage
-collection can reach it.  The engine's pool threads belong to
-:mod:`smallgan.coreset`.  An exception raised by a selection job (for example NaN in
-the embeddings) is re-raised by ``next()`` at the batch it belongs to, with
-its original type and a note naming the batch; the iterator is closed
-afterwards.
+collection can reach it.  An exception raised by a selection job (for
+example NaN in the embeddings) is re-raised by ``next()`` at the batch it
+belongs to, with its original type and a note naming the batch; the
+iterator is closed afterwards.  A stream started before ``fork()`` raises
+``RuntimeError`` if used in the child.
 
 Oversubscription
 ----------------
-Each open stream adds one producer thread (mostly idle, or inside numpy
-with the GIL released) and uses the engine's pool, one OpenMP thread per
-selection by default (``threads=1``; see the parameter).
-The samplers live in the main process; ``DataLoader`` workers never run a
-selection, so ``num_workers > 0`` does not multiply engine threads.
+Each open core-set stream adds one producer thread (mostly idle, or inside
+numpy with the GIL released) and uses the engine's pool, one OpenMP thread
+per selection by default (``threads=1``; see the parameter).  The samplers
+live in the main process; ``DataLoader`` workers never run a selection, so
+``num_workers > 0`` does not multiply engine threads.
 
 Examples
 --------
@@ -69,32 +90,27 @@ Examples
 """
 from __future__ import annotations
 
-import atexit
 import math
-import numbers
-import os
-import queue
-import threading
 import time
 import weakref
-from concurrent.futures import Future
-from concurrent.futures import wait as _wait_futures
-from typing import Any, Callable, Iterator, NamedTuple, Optional, Union
+from typing import Any, Callable, Iterator, Optional, Tuple, Union
 
 import numpy as np
 import torch
 import torch.distributed as dist
 from torch.utils.data import Sampler
 
-# Looked up at call time (module globals), so tests can substitute them.
-from smallgan.coreset import kcenter, kcenter_async
+from smallgan.checks import check_bool, check_choice, check_int, check_seed
+from smallgan.prefetch import Job, Selections, SelectionsOwner, WaitClock
 
-__all__ = ["PriorCoreset", "CoresetBatchSampler"]
+__all__ = ["PriorCoreset", "RandomPrior", "CoresetBatchSampler", "RandomBatchSampler"]
 
-# First word of every spawn key: keeps the three kinds of streams apart.
+# First word of every spawn key: keeps the kinds of streams apart.
 _KEY_PRIOR = 1
 _KEY_EPOCH_SPLIT = 2
 _KEY_BATCH = 3
+
+DISTRIBUTIONS = ("uniform", "normal")
 
 
 def _stream(seed: int, *key: int) -> np.random.Generator:
@@ -102,302 +118,64 @@ def _stream(seed: int, *key: int) -> np.random.Generator:
     return np.random.default_rng(np.random.SeedSequence(seed, spawn_key=key))
 
 
-def _check_int(name: str, value: Any, minimum: int) -> int:
-    # bool is an Integral but never a sensible size; numpy ints are welcome.
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
-        raise TypeError(f"{name} must be an int, got {value!r} of type {type(value).__name__}")
-    if value < minimum:
-        raise ValueError(f"{name} must be >= {minimum}, got {value!r}")
-    return int(value)
+def _prior_key(b: int, rank: int) -> Tuple[int, ...]:
+    # rank 0 keeps the single-process key, so a single process and rank 0
+    # of a distributed job draw the same stream
+    return (_KEY_PRIOR, b) if rank == 0 else (_KEY_PRIOR, b, rank)
 
 
-def _check_seed(seed: Any) -> int:
-    if seed is None:
-        # Fresh entropy, kept so the stream can be reproduced (see `.seed`).
-        return int(np.random.SeedSequence().entropy)
-    return _check_int("seed", seed, 0)
+def _draw_prior(rng: np.random.Generator, n: int, dim: int, uniform: bool) -> np.ndarray:
+    # numpy fills C order from one stream: the first k rows of an (n, dim)
+    # draw equal a (k, dim) draw, which pairs RandomPrior with PriorCoreset
+    if uniform:
+        z = rng.random((n, dim), dtype=np.float32)
+        z *= 2.0
+        z -= 1.0
+        return z
+    return rng.standard_normal((n, dim), dtype=np.float32)
 
 
 def _check_threads(threads: Any) -> Optional[int]:
-    return None if threads is None else _check_int("threads", threads, 1)
+    return None if threads is None else check_int("threads", threads, 1)
 
 
-class _WaitClock:
-    """How long the consumer blocked on selections (shared, never a cycle)."""
-
-    __slots__ = ("last_s", "total_s", "batches")
-
-    def __init__(self) -> None:
-        self.last_s = 0.0
-        self.total_s = 0.0
-        self.batches = 0
-
-    def add(self, seconds: float) -> None:
-        self.last_s = seconds
-        self.total_s += seconds
-        self.batches += 1
-
-
-class _Job(NamedTuple):
-    x: np.ndarray  # (n, d) candidates
-    k: int
-    first: int
-    context: Any  # what the caller needs to turn k indices into a batch
-
-
-# How often a blocked wait wakes to check that the other side is still there.
-_POLL_S = 0.1
-# Longest close() waits for the producer to finish the batch it is planning.
-_JOIN_S = 30.0
-# How long the producer lets the consumer go first after a slot frees (see
-# _produce); skipped whenever the consumer is waiting for a batch.
-_DEFER_S = 0.002
-# Marks the end of a finite stream in the producer's queue.
-_END = object()
-# Every _Selections with a producer thread, so interpreter exit and fork can
-# reach them (weak: they must not outlive their owners).
-_LIVE: "weakref.WeakSet[_Selections]" = weakref.WeakSet()
-
-
-def _failed(exc: BaseException) -> Future:
-    future: Future = Future()
-    future.set_exception(exc)
-    return future
-
-
-def _produce(
-    plan: Callable[[int], _Job],
-    count: Optional[int],
-    threads: Optional[int],
-    slots: threading.Semaphore,
-    out: "queue.SimpleQueue[Any]",
-    done: threading.Event,
-    start: int,
-    hungry: threading.Event,
-) -> None:
-    """Producer thread: plan batches in order and submit them to the engine.
-
-    A module-level function holding no reference to the iterator that owns
-    it, so that dropping the iterator (garbage collection) can stop it.
-    """
-    b = start
+def _check_device(device: Any) -> torch.device:
     try:
-        while count is None or b < count:
-            while not slots.acquire(timeout=_POLL_S):
-                if done.is_set():
-                    return
-            # A slot frees when the consumer takes a batch, which is when the
-            # training loop does its own Python work (the other stream,
-            # gathering, launching kernels).  Planning holds the GIL in short
-            # stretches; interleaved with that work, each hand-over costs
-            # the loop tens of microseconds (measured: +0.4 ms per step on
-            # 2 cores).  So wait a moment, unless the consumer is already
-            # waiting for a batch.
-            hungry.wait(_DEFER_S)
-            hungry.clear()
-            if done.is_set():
-                return
-            context = None
-            try:
-                job = plan(b)
-                context = job.context
-                future = kcenter_async(job.x, job.k, first=job.first, threads=threads)
-                del job
-            except Exception as exc:
-                # Whether the engine validates at submission or in the job,
-                # the error belongs to batch b.  Nothing after it is planned:
-                # the consumer raises at b and closes.
-                out.put((b, context, _failed(exc)))
-                return
-            out.put((b, context, future))
-            del context, future
-            b += 1
-        out.put(_END)
-    except BaseException as exc:  # pragma: no cover - queue/lock failures only
-        out.put((b, None, _failed(exc)))
+        dev = torch.device("cpu" if device is None else device)
+    except (RuntimeError, TypeError) as exc:
+        raise ValueError(f"device must name a torch device, got {device!r}") from exc
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError(f"device={device!r} but CUDA is not available")
+    return dev
 
 
-class _Selections:
-    """In-order k-center selections, ``prefetch`` of them ahead of the consumer.
-
-    ``plan(b)`` makes every random draw of batch ``b`` and runs in batch order
-    on a single thread: the consumer's when ``prefetch == 0``, else one
-    producer thread, which submits the deterministic k-center work to the
-    engine pool (:func:`smallgan.kcenter_async`).  That is what makes the
-    batches independent of the prefetch depth, and it keeps the drawing and
-    gathering (a few hundred microseconds per batch) off the training loop.
-
-    The producer follows PyTorch's pin-memory thread: a bounded number of
-    batches ahead (a semaphore with ``prefetch`` slots, one freed each time
-    the consumer has finished taking a batch), a done event, failures
-    carried in the queue to the batch they belong to, a liveness check while
-    waiting, and shutdown by event then join.  It starts planning a freed
-    slot ``_DEFER_S`` later, or at once when the consumer is waiting.  Not
-    thread-safe: one consumer thread.
-    """
-
-    def __init__(
-        self,
-        plan: Callable[[int], _Job],
-        count: Optional[int],
-        prefetch: int,
-        threads: Optional[int],
-        clock: _WaitClock,
-        finish: Callable[[Any, Any], Any],
-        start: int = 0,
-    ) -> None:
-        self._plan: Optional[Callable[[int], _Job]] = plan
-        self._finish = finish  # (context, indices) -> batch, on the consumer
-        self._count = count  # None: endless
-        self._prefetch = prefetch
-        self._threads = threads
-        self._clock = clock
-        self._start_at = start  # number of the first batch
-        self._planned = start  # synchronous mode: next batch to plan
-        self._thread: Optional[threading.Thread] = None
-        self._out: "queue.SimpleQueue[Any]" = queue.SimpleQueue()
-        self._done = threading.Event()
-        self._hungry = threading.Event()  # set while the consumer waits for a batch
-        self._slots = threading.Semaphore(prefetch)
-        self._forked = False
-        self.closed = False
-
-    def _start(self) -> None:
-        self._thread = threading.Thread(
-            target=_produce,
-            args=(self._plan, self._count, self._threads, self._slots, self._out, self._done,
-                  self._start_at, self._hungry),
-            name="smallgan-prefetch",
-            # Daemon only as a last resort: close(), garbage collection and
-            # the atexit hook below all stop and join it first.
-            daemon=True,
-        )
-        _LIVE.add(self)
-        self._thread.start()
-
-    @staticmethod
-    def _annotate(exc: BaseException, b: int) -> None:
-        if isinstance(exc, Exception) and hasattr(exc, "add_note"):  # Python >= 3.11
-            exc.add_note(f"(raised by the k-center selection of batch {b})")
-
-    def _next_sync(self) -> Any:
-        if self._count is not None and self._planned >= self._count:
-            self.close()
-            raise StopIteration
-        b = self._planned
-        self._planned += 1
-        try:
-            job = self._plan(b)  # type: ignore[misc]
-            t0 = time.perf_counter()
-            try:
-                idx = kcenter(job.x, job.k, first=job.first, threads=self._threads)
-            finally:
-                self._clock.add(time.perf_counter() - t0)
-        except BaseException as exc:
-            self._annotate(exc, b)
-            self.close()
-            raise
-        return self._finish(job.context, idx)
-
-    def _take(self) -> Any:
-        """The producer's next item, checking it is alive while waiting."""
-        if self._out.empty():
-            self._hungry.set()
-        while True:
-            try:
-                return self._out.get(timeout=_POLL_S)
-            except queue.Empty:
-                thread = self._thread
-                if thread is not None and not thread.is_alive() and self._out.empty():
-                    raise RuntimeError(
-                        "smallgan prefetch thread exited without a result"
-                    ) from None
-
-    def next(self) -> Any:
-        """The next finished batch; StopIteration at the end."""
-        if self.closed:
-            raise StopIteration
-        if self._prefetch == 0:
-            return self._next_sync()
-        if self._thread is None:
-            self._start()
-        t0 = time.perf_counter()
-        b = -1
-        try:
-            item = self._take()
-            if item is _END:
-                self.close()
-                raise StopIteration
-            b, context, future = item
-            # Lock waits are interruptible on POSIX: Ctrl-C lands here.
-            idx = future.result()
-            self._clock.add(time.perf_counter() - t0)
-            batch = self._finish(context, idx)
-        except StopIteration:
-            raise
-        except BaseException as exc:
-            self._annotate(exc, b)
-            # Ctrl-C must not wait on anything; a failed job can afford to.
-            self.close(wait=isinstance(exc, Exception))
-            raise
-        # Free the slot only now: the producer's planning holds the GIL in
-        # short stretches, which would slow this thread down if they ran
-        # while it is still busy here rather than back in the training step.
-        self._slots.release()
-        return batch
-
-    def close(self, wait: bool = True) -> None:
-        """Stop the producer, cancel queued jobs, drop all references to inputs.
-
-        With ``wait``, also wait for jobs already running on the engine pool
-        (each well under a millisecond at batch sizes), so that nothing of
-        this stream runs after ``close()`` returns.
-        """
-        if self.closed:
-            return
-        self.closed = True
-        self._plan = None
-        thread, self._thread = self._thread, None
-        _LIVE.discard(self)
-        if self._forked:
-            return  # fork child: the producer and its locks belong to the parent
-        self._done.set()
-        self._hungry.set()  # wake a producer deferring
-        self._slots.release()  # wake a producer waiting for a slot
-        if thread is not None and thread is not threading.current_thread():
-            thread.join(_JOIN_S)
-        running = []
-        while True:
-            try:
-                item = self._out.get_nowait()
-            except queue.Empty:
-                break
-            if item is not _END and not item[2].cancel():
-                running.append(item[2])
-        if wait and running:
-            _wait_futures(running, timeout=_JOIN_S)
+def _ranks(num_replicas: Any, rank: Any) -> Tuple[int, int]:
+    """(num_replicas, rank): the arguments, else torch.distributed's, else (1, 0)."""
+    distributed = dist.is_available() and dist.is_initialized()
+    if num_replicas is None:
+        num_replicas = dist.get_world_size() if distributed else 1
+    if rank is None:
+        rank = dist.get_rank() if distributed else 0
+    num_replicas = check_int("num_replicas", num_replicas, 1)
+    rank = check_int("rank", rank, 0)
+    if rank >= num_replicas:
+        raise ValueError(f"rank must be in [0, num_replicas={num_replicas}), got {rank}")
+    return num_replicas, rank
 
 
-def _close_all_at_exit() -> None:
-    # Registered after smallgan.coreset's engine shutdown, so it runs before
-    # it (atexit is last in, first out): producers stop submitting first.
-    for selections in list(_LIVE):
-        selections.close(wait=False)
-
-
-def _forget_all_in_child() -> None:
-    # A fork child has no producer threads; their locks may be held forever.
-    for selections in list(_LIVE):
-        selections._forked = True
-
-
-atexit.register(_close_all_at_exit)
-if hasattr(os, "register_at_fork"):
-    os.register_at_fork(after_in_child=_forget_all_in_child)
+def _to_device(z: np.ndarray, device: torch.device) -> torch.Tensor:
+    if device.type == "cuda":
+        # Pinned staging buffer from torch's caching host allocator, which
+        # keeps it alive until the asynchronous copy has finished.
+        staged = torch.empty(z.shape, dtype=torch.float32, pin_memory=True)
+        staged.numpy()[...] = z
+        return staged.to(device, non_blocking=True)
+    out = torch.from_numpy(z)
+    return out if device.type == "cpu" else out.to(device)
 
 
 def _prior_finisher(device: torch.device, k: int, dim: int) -> Callable[[np.ndarray, Any], torch.Tensor]:
-    # Plain values only: the owner holds the _Selections holding this, and a
+    # Plain values only: the owner holds the Selections holding this, and a
     # reference back to the owner would leave its closing to the cycle
     # collector instead of the moment the owner is dropped.
     def finish(z: np.ndarray, idx: Any) -> torch.Tensor:
@@ -420,34 +198,7 @@ def _rows_of_selection(rows: np.ndarray, idx: Any) -> list[int]:
     return rows[np.asarray(idx, dtype=np.int64)].tolist()
 
 
-def _check_prefetch(prefetch: Any) -> int:
-    return _check_int("prefetch", prefetch, 0)
-
-
-class _SelectionsOwner:
-    """Shutdown shared by the objects that own a :class:`_Selections` stream."""
-
-    _selections: Optional["_Selections"]
-    _closed: bool
-
-    def _close_selections(self) -> None:
-        self._closed = True
-        selections, self._selections = self._selections, None
-        if selections is not None:
-            selections.close()
-
-    def __del__(self) -> None:
-        # Garbage collection (possibly during interpreter exit): cancel only,
-        # never wait on a pool that may already be shutting down.
-        try:
-            selections = self.__dict__.get("_selections")
-            if selections is not None:
-                selections.close(wait=False)
-        except Exception:
-            pass
-
-
-class PriorCoreset(_SelectionsOwner):
+class PriorCoreset(SelectionsOwner):
     """Endless iterator of core-set prior batches (Small-GAN's sampled ``z``).
 
     Each batch is the greedy k-center core-set of ``factor * batch_size`` i.i.d.
@@ -485,6 +236,10 @@ class PriorCoreset(_SelectionsOwner):
     start : int, default 0
         Number of the first batch: ``start=position`` of an earlier stream
         with the same seed resumes it exactly, without replaying it.
+    num_replicas, rank : int, optional
+        Number of processes and this one's rank; default from
+        ``torch.distributed`` when it is initialised, else 1 and 0.  Each
+        rank draws its own stream (see Notes).
 
     Yields
     ------
@@ -505,10 +260,12 @@ class PriorCoreset(_SelectionsOwner):
     -----
     Batch ``b`` is ``z[kcenter(z, batch_size, first=f)]`` where ``z`` (then
     ``f``) are drawn from
-    ``default_rng(SeedSequence(seed, spawn_key=(1, b)))``:
+    ``default_rng(SeedSequence(seed, spawn_key=key))`` with ``key = (1, b)``
+    on rank 0 and ``(1, b, rank)`` on other ranks:
     ``rng.random((n, dim), dtype=float32) * 2 - 1`` (uniform) or
     ``rng.standard_normal((n, dim), dtype=float32)`` (normal), then
-    ``f = rng.integers(n)``, with ``n = factor * batch_size``.
+    ``f = rng.integers(n)``, with ``n = factor * batch_size``.  A single
+    process and rank 0 of a distributed job therefore draw the same stream.
 
     Thread safety: not thread-safe; call ``next()`` from one thread.
     ``close()`` may be called from any thread once that thread has stopped.
@@ -534,25 +291,21 @@ class PriorCoreset(_SelectionsOwner):
         *,
         threads: Optional[int] = 1,
         start: int = 0,
+        num_replicas: Optional[int] = None,
+        rank: Optional[int] = None,
     ) -> None:
-        self.dim = _check_int("dim", dim, 1)
-        self.batch_size = _check_int("batch_size", batch_size, 1)
-        self.factor = _check_int("factor", factor, 1)
-        if distribution not in ("uniform", "normal"):
-            raise ValueError(f"distribution must be 'uniform' or 'normal', got {distribution!r}")
-        self.distribution = distribution
-        self.seed = _check_seed(seed)
-        try:
-            self.device = torch.device("cpu" if device is None else device)
-        except (RuntimeError, TypeError) as exc:
-            raise ValueError(f"device must name a torch device, got {device!r}") from exc
-        if self.device.type == "cuda" and not torch.cuda.is_available():
-            raise ValueError(f"device={device!r} but CUDA is not available")
-        self.prefetch = _check_prefetch(prefetch)
+        self.dim = check_int("dim", dim, 1)
+        self.batch_size = check_int("batch_size", batch_size, 1)
+        self.factor = check_int("factor", factor, 1)
+        self.distribution = check_choice("distribution", distribution, DISTRIBUTIONS)
+        self.seed = check_seed(seed)
+        self.device = _check_device(device)
+        self.prefetch = check_int("prefetch", prefetch, 0)
         self.threads = _check_threads(threads)
-        self.position = _check_int("start", start, 0)
-        self._clock = _WaitClock()
-        self._selections: Optional[_Selections] = None
+        self.position = check_int("start", start, 0)
+        self.num_replicas, self.rank = _ranks(num_replicas, rank)
+        self._clock = WaitClock()
+        self._selections: Optional[Selections] = None
         self._closed = False
 
     @property
@@ -563,21 +316,16 @@ class PriorCoreset(_SelectionsOwner):
     def wait_s(self) -> float:
         return self._clock.total_s
 
-    def _make_plan(self) -> Callable[[int], _Job]:
+    def _make_plan(self) -> Callable[[int], Job]:
         # A closure over plain values, not `self`: the pending jobs must not
         # keep the iterator alive, or garbage collection could never close it.
         seed, dim, k, n = self.seed, self.dim, self.batch_size, self.factor * self.batch_size
-        uniform = self.distribution == "uniform"
+        uniform, rank = self.distribution == "uniform", self.rank
 
-        def plan(b: int) -> _Job:
-            rng = _stream(seed, _KEY_PRIOR, b)
-            if uniform:
-                z = rng.random((n, dim), dtype=np.float32)
-                z *= 2.0
-                z -= 1.0
-            else:
-                z = rng.standard_normal((n, dim), dtype=np.float32)
-            return _Job(z, k, int(rng.integers(n)), z)
+        def plan(b: int) -> Job:
+            rng = _stream(seed, *_prior_key(b, rank))
+            z = _draw_prior(rng, n, dim, uniform)
+            return Job(z, k, int(rng.integers(n)), z)
 
         return plan
 
@@ -589,7 +337,7 @@ class PriorCoreset(_SelectionsOwner):
             raise StopIteration
         if self._selections is None:
             # Started lazily: constructing a prior costs nothing.
-            self._selections = _Selections(
+            self._selections = Selections(
                 self._make_plan(), None, self.prefetch, self.threads, self._clock,
                 _prior_finisher(self.device, self.batch_size, self.dim), self.position,
             )
@@ -615,7 +363,97 @@ class PriorCoreset(_SelectionsOwner):
         return (
             f"PriorCoreset(dim={self.dim}, batch_size={self.batch_size}, factor={self.factor}, "
             f"distribution={self.distribution!r}, seed={self.seed}, device={str(self.device)!r}, "
-            f"prefetch={self.prefetch})"
+            f"prefetch={self.prefetch}, rank={self.rank})"
+        )
+
+
+
+
+class RandomPrior:
+    """Endless iterator of plain prior batches: what a standard GAN uses.
+
+    The counterpart of :class:`PriorCoreset` with the same arguments (less
+    the selection's ``factor``, ``prefetch`` and ``threads``) and attributes.
+    Batch ``b`` is the first ``batch_size`` rows of the candidates
+    :class:`PriorCoreset` draws for its batch ``b`` with the same seed and
+    rank (see the module docstring), i.e. ``batch_size`` i.i.d. draws.
+
+    Parameters
+    ----------
+    dim, batch_size, distribution, seed, device, start, num_replicas, rank
+        As for :class:`PriorCoreset`.
+
+    Yields
+    ------
+    z : torch.Tensor, shape (batch_size, dim), float32, on ``device``
+
+    Thread safety: not thread-safe; call ``next()`` from one thread.
+
+    Examples
+    --------
+    >>> prior = RandomPrior(dim=8, batch_size=4, seed=0)
+    >>> next(prior).shape
+    torch.Size([4, 8])
+    """
+
+    def __init__(
+        self,
+        dim: int,
+        batch_size: int,
+        distribution: str = "uniform",
+        seed: Optional[int] = None,
+        device: Union[str, torch.device, None] = None,
+        *,
+        start: int = 0,
+        num_replicas: Optional[int] = None,
+        rank: Optional[int] = None,
+    ) -> None:
+        self.dim = check_int("dim", dim, 1)
+        self.batch_size = check_int("batch_size", batch_size, 1)
+        self.distribution = check_choice("distribution", distribution, DISTRIBUTIONS)
+        self.seed = check_seed(seed)
+        self.device = _check_device(device)
+        self.position = check_int("start", start, 0)
+        self.num_replicas, self.rank = _ranks(num_replicas, rank)
+        self._clock = WaitClock()
+        self._closed = False
+
+    @property
+    def last_wait_s(self) -> float:
+        return self._clock.last_s
+
+    @property
+    def wait_s(self) -> float:
+        return self._clock.total_s
+
+    def __iter__(self) -> "RandomPrior":
+        return self
+
+    def __next__(self) -> torch.Tensor:
+        if self._closed:
+            raise StopIteration
+        t0 = time.perf_counter()
+        rng = _stream(self.seed, *_prior_key(self.position, self.rank))
+        z = _draw_prior(rng, self.batch_size, self.dim, self.distribution == "uniform")
+        self._clock.add(time.perf_counter() - t0)
+        self.position += 1
+        return _to_device(z, self.device)
+
+    def close(self) -> None:
+        """Later ``next()`` calls raise StopIteration."""
+        self._closed = True
+
+    def __enter__(self) -> "RandomPrior":
+        return self
+
+    def __exit__(self, *exc_info: Any) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return (
+            f"RandomPrior(dim={self.dim}, batch_size={self.batch_size}, "
+            f"distribution={self.distribution!r}, seed={self.seed}, device={str(self.device)!r}, "
+            f"rank={self.rank})"
         )
 
 
@@ -755,27 +593,17 @@ class CoresetBatchSampler(Sampler[list[int]]):
         threads: Optional[int] = 1,
     ) -> None:
         self.embeddings = _as_embedding_array(embeddings)
-        self.batch_size = _check_int("batch_size", batch_size, 1)
-        self.factor = _check_int("factor", factor, 1)
-        distributed = dist.is_available() and dist.is_initialized()
-        if num_replicas is None:
-            num_replicas = dist.get_world_size() if distributed else 1
-        if rank is None:
-            rank = dist.get_rank() if distributed else 0
-        self.num_replicas = _check_int("num_replicas", num_replicas, 1)
-        self.rank = _check_int("rank", rank, 0)
-        if self.rank >= self.num_replicas:
-            raise ValueError(f"rank must be in [0, num_replicas={self.num_replicas}), got {rank!r}")
+        self.batch_size = check_int("batch_size", batch_size, 1)
+        self.factor = check_int("factor", factor, 1)
+        self.num_replicas, self.rank = _ranks(num_replicas, rank)
         if seed is None and self.num_replicas > 1:
             raise ValueError(
                 f"seed=None with num_replicas={self.num_replicas}: pass the same integer seed on "
                 "every rank, so that the ranks agree on how each epoch is split"
             )
-        self.seed = _check_seed(seed)
-        if not isinstance(drop_last, (bool, np.bool_)):
-            raise TypeError(f"drop_last must be a bool, got {drop_last!r}")
-        self.drop_last = bool(drop_last)
-        self.prefetch = _check_prefetch(prefetch)
+        self.seed = check_seed(seed)
+        self.drop_last = check_bool("drop_last", drop_last)
+        self.prefetch = check_int("prefetch", prefetch, 0)
         self.threads = _check_threads(threads)
         n = self.embeddings.shape[0]
         self.rows_per_rank = n // self.num_replicas
@@ -787,7 +615,8 @@ class CoresetBatchSampler(Sampler[list[int]]):
                 f"{self.rows_per_rank} of the {n} embedding rows"
             )
         self.epoch = 0
-        self._clock = _WaitClock()
+        self._start = 0
+        self._clock = WaitClock()
         self._live: "weakref.WeakSet[_EpochIterator]" = weakref.WeakSet()
 
     def __len__(self) -> int:
@@ -795,9 +624,14 @@ class CoresetBatchSampler(Sampler[list[int]]):
             return self.rows_per_rank // self.batch_size
         return math.ceil(self.rows_per_rank / self.batch_size)
 
-    def set_epoch(self, epoch: int) -> None:
-        """Use epoch number ``epoch`` for the next iteration (as ``DistributedSampler``)."""
-        self.epoch = _check_int("epoch", epoch, 0)
+    def set_epoch(self, epoch: int, *, start: int = 0) -> None:
+        """Use epoch number ``epoch`` for the next iteration (as ``DistributedSampler``).
+
+        ``start`` skips to batch ``start`` of that epoch without selecting
+        the earlier ones (resuming a run mid-epoch).
+        """
+        self.epoch = check_int("epoch", epoch, 0)
+        self._start = check_int("start", start, 0, len(self))
 
     @property
     def last_wait_s(self) -> float:
@@ -807,12 +641,12 @@ class CoresetBatchSampler(Sampler[list[int]]):
     def wait_s(self) -> float:
         return self._clock.total_s
 
-    def _claim_epoch(self) -> int:
-        epoch = self.epoch
-        self.epoch = epoch + 1
-        return epoch
+    def _claim_epoch(self) -> Tuple[int, int]:
+        epoch, start = self.epoch, self._start
+        self.epoch, self._start = epoch + 1, 0
+        return epoch, start
 
-    def _make_plan(self, epoch: int) -> Callable[[int], _Job]:
+    def _make_plan(self, epoch: int) -> Callable[[int], Job]:
         # Plain values only (see PriorCoreset._make_plan).
         emb, seed, rank, factor = self.embeddings, self.seed, self.rank, self.factor
         share_size, k_full, n_batches = self.rows_per_rank, self.batch_size, len(self)
@@ -822,7 +656,7 @@ class CoresetBatchSampler(Sampler[list[int]]):
         else:
             share = None  # identity: every row, no O(N) permutation per epoch
 
-        def plan(b: int) -> _Job:
+        def plan(b: int) -> Job:
             k = k_full if b < n_batches - 1 else share_size - (n_batches - 1) * k_full
             k = min(k, k_full)
             m = factor * k
@@ -832,7 +666,7 @@ class CoresetBatchSampler(Sampler[list[int]]):
             # Sorted rows read a memory map front to back, page by page.
             rows.sort()
             x = np.ascontiguousarray(emb[rows])
-            return _Job(x, k, int(rng.integers(m)), rows)
+            return Job(x, k, int(rng.integers(m)), rows)
 
         return plan
 
@@ -861,12 +695,12 @@ class CoresetBatchSampler(Sampler[list[int]]):
         )
 
 
-class _EpochIterator(_SelectionsOwner):
+class _EpochIterator(SelectionsOwner):
     """One pass (epoch) of a CoresetBatchSampler; closes itself when done."""
 
     def __init__(self, sampler: CoresetBatchSampler) -> None:
         self._sampler: Optional[CoresetBatchSampler] = sampler
-        self._selections: Optional[_Selections] = None
+        self._selections: Optional[Selections] = None
         self._closed = False
         self.epoch: Optional[int] = None
 
@@ -878,10 +712,10 @@ class _EpochIterator(_SelectionsOwner):
             raise StopIteration
         if self._selections is None:
             s = self._sampler  # set until closed, and closed returned above
-            self.epoch = s._claim_epoch()
-            self._selections = _Selections(
+            self.epoch, start = s._claim_epoch()
+            self._selections = Selections(
                 s._make_plan(self.epoch), len(s), s.prefetch, s.threads, s._clock,
-                _rows_of_selection,
+                _rows_of_selection, start,
             )
         try:
             return self._selections.next()
@@ -892,3 +726,105 @@ class _EpochIterator(_SelectionsOwner):
     def close(self) -> None:
         self._sampler = None
         self._close_selections()
+
+
+class RandomBatchSampler(Sampler[list[int]]):
+    """Plain random batches of dataset indices: what a standard GAN uses.
+
+    The counterpart of :class:`CoresetBatchSampler` with the same arguments
+    (a row count instead of the embeddings; no ``factor``, ``prefetch`` or
+    ``threads``), the same rank split and epoch conventions, ``len()`` and
+    ``set_epoch(epoch, start=0)``.  Each epoch, the permutation of the ``N``
+    rows drawn from ``(seed, epoch)`` gives rank ``r`` the rows at positions
+    ``r, r + R, ...`` of its first ``S * R`` entries (``S = N // R``), and
+    the batches are consecutive runs of ``batch_size`` of them: a shuffled
+    pass without replacement, as ``DistributedSampler`` plus ``BatchSampler``.
+
+    Parameters
+    ----------
+    n : int
+        Number of dataset rows.
+    batch_size, seed, num_replicas, rank, drop_last
+        As for :class:`CoresetBatchSampler`.
+
+    Thread safety: as :class:`CoresetBatchSampler`.
+
+    Examples
+    --------
+    >>> s = RandomBatchSampler(10, batch_size=4, seed=0)
+    >>> [len(b) for b in s], len(s)
+    ([4, 4], 2)
+    """
+
+    def __init__(
+        self,
+        n: int,
+        batch_size: int,
+        seed: Optional[int] = None,
+        num_replicas: Optional[int] = None,
+        rank: Optional[int] = None,
+        drop_last: bool = True,
+    ) -> None:
+        self.n = check_int("n", n, 1)
+        self.batch_size = check_int("batch_size", batch_size, 1)
+        self.num_replicas, self.rank = _ranks(num_replicas, rank)
+        if seed is None and self.num_replicas > 1:
+            raise ValueError(
+                f"seed=None with num_replicas={self.num_replicas}: pass the same integer seed on "
+                "every rank, so that the ranks agree on how each epoch is split"
+            )
+        self.seed = check_seed(seed)
+        self.drop_last = check_bool("drop_last", drop_last)
+        self.rows_per_rank = self.n // self.num_replicas
+        if self.rows_per_rank < self.batch_size and self.drop_last:
+            raise ValueError(
+                f"batch_size={self.batch_size} is larger than the {self.rows_per_rank} rows of "
+                f"each of the num_replicas={self.num_replicas} ranks (n={self.n}, drop_last=True)"
+            )
+        self.epoch = 0
+        self._start = 0
+        self._clock = WaitClock()
+
+    def __len__(self) -> int:
+        if self.drop_last:
+            return self.rows_per_rank // self.batch_size
+        return math.ceil(self.rows_per_rank / self.batch_size)
+
+    def set_epoch(self, epoch: int, *, start: int = 0) -> None:
+        """As :meth:`CoresetBatchSampler.set_epoch`."""
+        self.epoch = check_int("epoch", epoch, 0)
+        self._start = check_int("start", start, 0, len(self))
+
+    @property
+    def last_wait_s(self) -> float:
+        return self._clock.last_s
+
+    @property
+    def wait_s(self) -> float:
+        return self._clock.total_s
+
+    def __iter__(self) -> Iterator[list[int]]:
+        epoch, start = self.epoch, self._start
+        self.epoch, self._start = epoch + 1, 0
+        t0 = time.perf_counter()
+        perm = _stream(self.seed, _KEY_EPOCH_SPLIT, epoch).permutation(self.n)
+        share = perm[: self.rows_per_rank * self.num_replicas][self.rank :: self.num_replicas]
+        self._clock.add(time.perf_counter() - t0)
+        k = self.batch_size
+        for b in range(start, len(self)):
+            yield share[b * k:(b + 1) * k].tolist()
+
+    def close(self) -> None:
+        """Nothing runs in the background; for symmetry with :class:`CoresetBatchSampler`."""
+
+    def __enter__(self) -> "RandomBatchSampler":
+        return self
+
+    def __exit__(self, *exc_info: Any) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return (
+            f"RandomBatchSampler(n={self.n}, batch_size={self.batch_size}, seed={self.seed}, "
+            f"num_replicas={self.num_replicas}, rank={self.rank}, drop_last={self.drop_last})"
+        )

@@ -84,6 +84,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Dict, Tuple, Union
 
+from smallgan.atomic import atomic_write
+
 __all__ = ["GMMConfig", "run", "add_arguments", "run_from_args", "plot_samples", "PAPER_TABLE1"]
 
 #: Paper Table 1: m -> (recovered GAN, recovered Small-GAN, high-quality GAN, high-quality Small-GAN), %.
@@ -218,7 +220,7 @@ def _scatter_png(samples, means, std: float, path: Path, title: str) -> None:
     fig, ax = plt.subplots(figsize=(4, 4), dpi=100)
     plot_samples(ax, samples, means, std, title)
     fig.tight_layout()
-    fig.savefig(path)
+    atomic_write(path, lambda f: fig.savefig(f, format="png"))
     plt.close(fig)
 
 
@@ -286,15 +288,14 @@ def run(config: GMMConfig, out_dir: Union[str, Path], *, resume: bool = False,
     metrics = trainer.fit()
     wall = time.perf_counter() - t0
     samples = trainer.sample(config.n_eval, seed=config.seed).numpy()
-    np.savez_compressed(out / "samples.npz", samples=samples, means=grid.means)
+    atomic_write(out / "samples.npz", lambda f: np.savez_compressed(f, samples=samples, means=grid.means))
     result = {"label": config.label, "modes": config.modes, "sampling": config.sampling,
               "seed": config.seed, "steps": config.steps, "wall_s": wall,
               **{k: metrics[k] for k in ("recovered_pct", "recovered_hq_pct",
                                          "high_quality_pct")},
               "config": config.to_dict()}
-    tmp = out / "result.json.tmp"
-    tmp.write_text(json.dumps(result, indent=2) + "\n")
-    tmp.replace(out / "result.json")
+    text = json.dumps(result, indent=2) + "\n"
+    atomic_write(out / "result.json", lambda f: f.write(text), text=True)
     return result
 
 
@@ -366,7 +367,7 @@ def format_result(r: Dict[str, Any]) -> str:
 
 def run_from_args(args: argparse.Namespace) -> int:
     """Entry point of ``smallgan train gmm``."""
-    from smallgan.experiments.command import run_command
+    from smallgan.experiments.entry import run_command
 
     return run_command(
         "gmm", args.out, lambda: config_from_args(args),

@@ -34,6 +34,8 @@ import time
 from pathlib import Path
 from typing import Any, Dict, List, Sequence, Union
 
+from smallgan.atomic import atomic_write
+from smallgan.training.checkpoint import ResumeError
 from smallgan.experiments.gmm import (
     PAPER_TABLE1, GMMConfig, add_config_arguments, config_from_args, format_result,
     plot_samples, run,
@@ -90,20 +92,26 @@ def run_grid(base: GMMConfig, out: Union[str, Path], modes: Sequence[int] = PAPE
     # seeds outermost: a grid stopped early still has every m for its first seeds
     configs = [dataclasses.replace(base, modes=m, sampling=s, seed=seed)
                for seed in seeds for m in modes for s in samplings]  # validates each
+    # every existing run directory is checked before the first run starts
+    finished = {}
+    for cfg in configs:
+        run_dir = _run_dir(out, cfg.modes, cfg.sampling, cfg.seed)
+        if run_dir.exists() and any(run_dir.iterdir()) and not resume:
+            raise ResumeError(f"{run_dir} already exists: pass resume=True (--resume) to continue "
+                              f"the grid, or choose another output directory")
+        done = run_dir / "result.json"
+        if done.exists():
+            previous = json.loads(done.read_text())
+            if previous.get("config") != cfg.to_dict():
+                raise ResumeError(f"{run_dir} holds a run with other settings; "
+                                  f"choose another output directory")
+            finished[run_dir] = previous
     out.mkdir(parents=True, exist_ok=True)
     results = []
     for cfg in configs:
         run_dir = _run_dir(out, cfg.modes, cfg.sampling, cfg.seed)
-        done = run_dir / "result.json"
-        if run_dir.exists() and any(run_dir.iterdir()) and not resume:
-            raise ValueError(f"{run_dir} already exists: pass resume=True (--resume) to continue "
-                             f"the grid, or choose another output directory")
-        if done.exists():
-            previous = json.loads(done.read_text())
-            if previous.get("config") != cfg.to_dict():
-                raise ValueError(f"{run_dir} holds a run with other settings; "
-                                 f"choose another output directory")
-            result = previous
+        if run_dir in finished:
+            result = finished[run_dir]
         else:
             result = run(cfg, run_dir, resume=resume, tensorboard=tensorboard)
         results.append(result)
@@ -164,12 +172,13 @@ def format_table(rows: Sequence[Dict[str, Any]]) -> str:
 
 def _write_csv(rows: Sequence[Dict[str, Any]], path: Path) -> None:
     fields = list(rows[0]) if rows else []
-    tmp = path.with_suffix(".csv.tmp")
-    with open(tmp, "w", newline="") as f:
+
+    def write(f) -> None:
         w = csv.DictWriter(f, fieldnames=fields)
         w.writeheader()
         w.writerows(rows)
-    tmp.replace(path)
+
+    atomic_write(path, write, text=True)
 
 
 def _write_runs(results: Sequence[Dict[str, Any]], path: Path) -> None:
@@ -204,7 +213,7 @@ def plot_grid(out: Path, modes: Sequence[int], seed: int, samplings: Sequence[st
                          f"HQ {r['high_quality_pct']:.1f}%")
     fig.suptitle(f"10,000 samples (seed {seed}); circles: 4 std around each mode", fontsize=9)
     fig.tight_layout()
-    fig.savefig(path)
+    atomic_write(path, lambda f: fig.savefig(f, format="png"))
     plt.close(fig)
 
 
@@ -226,21 +235,30 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run_from_args(args: argparse.Namespace) -> int:
     """Entry point of ``smallgan train gmm-grid``."""
-    from smallgan.training.trainer import TrainingInterrupted
+    from smallgan.training.trainer import ResumeError, TrainingInterrupted
 
     modes, seeds = list(args.modes), list(range(args.first_seed, args.first_seed + args.seeds))
     override: Dict[str, Any] = {}
     if args.quick:
         modes, seeds, override["steps"] = list(QUICK_MODES), [args.first_seed], QUICK_STEPS
+    # only mistakes in the options (and a --resume that does not match the
+    # checkpoints) are one-line errors with exit 2; a ValueError raised while
+    # training (NaN samples, a bug) keeps its traceback
     try:
         if args.seeds < 1:
             raise ValueError(f"--seeds must be >= 1, got {args.seeds}")
         # modes and seed are placeholders here: run_grid sets them per run
         base = config_from_args(args, modes=modes[0], seed=seeds[0], **override)
+        for m in modes:  # every run's config, before the first run starts
+            dataclasses.replace(base, modes=m)
+    except (ValueError, TypeError) as exc:
+        print(f"smallgan train gmm-grid: {exc}", file=sys.stderr)
+        return 2
+    try:
         t0 = time.perf_counter()
         results = run_grid(base, args.out, modes, seeds, resume=args.resume,
                            tensorboard=args.tensorboard)
-    except ValueError as exc:
+    except ResumeError as exc:
         print(f"smallgan train gmm-grid: {exc}", file=sys.stderr)
         return 2
     except TrainingInterrupted as exc:

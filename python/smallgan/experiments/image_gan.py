@@ -23,6 +23,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Dict, Optional, Tuple, Union
 
+from smallgan.atomic import atomic_write
+from smallgan.checks import check_choice, check_int
 from smallgan.projection import DEFAULT_PROJECTION_DIM
 
 __all__ = ["ImageGANConfig", "run_image_gan", "add_common_arguments", "config_from_args",
@@ -108,17 +110,13 @@ class ImageGANConfig:
         from smallgan.metrics.fid import FEATURES
 
         self.betas = (float(self.betas[0]), float(self.betas[1]))
-        if self.embedding not in EMBEDDINGS:
-            raise ValueError(f"embedding must be one of {EMBEDDINGS}, got {self.embedding!r}")
-        if self.feature not in FEATURES:
-            raise ValueError(f"feature must be one of {FEATURES}, got {self.feature!r}")
+        check_choice("embedding", self.embedding, EMBEDDINGS)
+        check_choice("feature", self.feature, FEATURES)
         for name, lo in (("projection_dim", 0), ("fid_fake", 2), ("fid_real", 2),
                          ("threads", 0), ("fid_every", -1)):
-            v = getattr(self, name)
-            if isinstance(v, bool) or not isinstance(v, int) or v < lo:
-                raise ValueError(f"{name} must be an integer >= {lo}, got {v!r}")
-        if self.limit is not None and (not isinstance(self.limit, int) or self.limit < 1):
-            raise ValueError(f"limit must be a positive integer or None, got {self.limit!r}")
+            check_int(name, getattr(self, name), lo)
+        if self.limit is not None:
+            check_int("limit", self.limit, 1)
         self.train_config()  # validates the training fields
 
     @property
@@ -239,9 +237,8 @@ def run_image_gan(config: ImageGANConfig, out_dir: Union[str, Path], *, dataset:
     result = {"label": config.label, "dataset": key, "batch_size": config.batch_size,
               "steps": config.steps, "wall_s": wall, "embeddings": emb_name,
               "metrics": metrics, "config": config.to_dict()}
-    tmp = out / "result.json.tmp"
-    tmp.write_text(json.dumps(result, indent=2) + "\n")
-    tmp.replace(out / "result.json")
+    text = json.dumps(result, indent=2) + "\n"
+    atomic_write(out / "result.json", lambda f: f.write(text), text=True)
     return result
 
 

@@ -36,6 +36,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Dict, List, Optional, Sequence, Union
 
+from smallgan.atomic import atomic_write
 from smallgan.experiments.image_gan import (ImageGANConfig, add_common_arguments,
                                             config_from_args, format_result, run_image_gan)
 
@@ -125,7 +126,7 @@ def compare(config: LSGANConfig, out_dir: Union[str, Path], discriminators: Sequ
     """One run per discriminator, then ``comparison.png`` (curves and samples)."""
     import dataclasses
 
-    from smallgan.commands.models import activation_bytes
+    from smallgan.models.blocks import activation_bytes
     from smallgan.models.blocks import count_parameters, parameter_bytes
     from smallgan.models.lsgan import make_discriminator
 
@@ -171,7 +172,7 @@ def _comparison_figure(results: List[Dict[str, Any]], out: Path, path: Path) -> 
         row[1].set_title(f"{r['label']} samples, {grids[-1].stem if grids else 'none'}",
                          fontsize=8)
     fig.tight_layout()
-    fig.savefig(path, dpi=100)
+    atomic_write(path, lambda f: fig.savefig(f, format="png", dpi=100))
     plt.close(fig)
 
 
@@ -211,7 +212,7 @@ def _show(config: LSGANConfig, r: Dict[str, Any]) -> str:
 
 def run_from_args(args: argparse.Namespace) -> int:
     """Entry point of ``smallgan train lsgan-digits``."""
-    from smallgan.experiments.command import run_command
+    from smallgan.experiments.entry import run_command
 
     kw = dict(resume=args.resume, progress=args.progress, tensorboard=args.tensorboard)
     names: List[Optional[List[str]]] = []

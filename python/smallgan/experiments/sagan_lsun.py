@@ -91,7 +91,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run_from_args(args: argparse.Namespace) -> int:
     """Entry point of ``smallgan train sagan-lsun``."""
-    from smallgan.experiments.command import run_command
+    from smallgan.experiments.entry import run_command
 
     return run_command(
         "sagan-lsun", args.out, lambda: config_from_args(SAGANConfig, args),

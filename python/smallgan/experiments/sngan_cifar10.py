@@ -138,7 +138,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run_from_args(args: argparse.Namespace) -> int:
     """Entry point of ``smallgan train sngan-cifar10``."""
-    from smallgan.experiments.command import run_command
+    from smallgan.experiments.entry import run_command
 
     kw = dict(resume=args.resume, progress=args.progress, tensorboard=args.tensorboard)
     return run_command(

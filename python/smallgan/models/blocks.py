@@ -14,6 +14,8 @@ Zhang et al., "Self-Attention Generative Adversarial Networks", ICML 2019.
 """
 from __future__ import annotations
 
+from typing import Tuple
+
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -28,6 +30,7 @@ __all__ = [
     "ResBlockDown",
     "SelfAttention",
     "count_parameters",
+    "activation_bytes",
     "parameter_bytes",
 ]
 
@@ -211,3 +214,27 @@ def parameter_bytes(module: nn.Module) -> int:
     """Bytes held by the parameters (at their dtype); buffers such as BatchNorm
     statistics and spectral norm vectors are not included."""
     return sum(p.numel() * p.element_size() for p in module.parameters())
+
+
+def activation_bytes(model: nn.Module, input_shape: Tuple[int, ...], batch: int) -> int:
+    """Bytes of every leaf module's output in one forward pass (no grad).
+
+    An approximation of what autograd keeps for the backward pass; it counts
+    the input of the next layer once, ignores allocator rounding.
+    """
+    total = 0
+
+    def hook(_module, _inputs, output) -> None:
+        nonlocal total
+        if isinstance(output, torch.Tensor):
+            total += output.numel() * output.element_size()
+
+    handles = [m.register_forward_hook(hook) for m in model.modules()
+               if not any(True for _ in m.children())]
+    try:
+        with torch.no_grad():
+            model.eval()(torch.zeros(batch, *input_shape))
+    finally:
+        for h in handles:
+            h.remove()
+    return total

@@ -66,7 +66,9 @@ class MLPGenerator(MLP):
     def __init__(self, z_dim: int = 2, hidden: int = 128, out_dim: int = 2,
                  layers: int = 4, scale: float = 1.0) -> None:
         super().__init__(z_dim, out_dim, hidden, layers)
-        self.scale = _check_scale(scale)
+        # a buffer, so that it is saved with the weights and a checkpoint
+        # restores the network it was taken from
+        self.register_buffer("scale", torch.tensor(_check_scale(scale)))
 
     def forward(self, z: torch.Tensor) -> torch.Tensor:  # noqa: D102
         return super().forward(z) * self.scale
@@ -87,7 +89,7 @@ class MLPDiscriminator(MLP):
     def __init__(self, in_dim: int = 2, hidden: int = 128, layers: int = 4,
                  scale: float = 1.0) -> None:
         super().__init__(in_dim, 1, hidden, layers)
-        self.scale = _check_scale(scale)
+        self.register_buffer("scale", torch.tensor(_check_scale(scale)))  # saved, as in G
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:  # noqa: D102
         return super().forward(x / self.scale).squeeze(-1)

@@ -16,6 +16,8 @@ Example
 from __future__ import annotations
 
 import os
+import pickle
+import re
 from pathlib import Path
 from typing import Any, Dict, Union
 
@@ -23,16 +25,25 @@ import torch
 
 from smallgan.atomic import atomic_write
 
-__all__ = ["save_checkpoint", "load_checkpoint"]
+__all__ = ["save_checkpoint", "load_checkpoint", "ResumeError"]
+
+
+class ResumeError(ValueError):
+    """A run cannot continue from its checkpoint: the checkpoint holds other
+    settings than the run asks for, or the file is not a safe smallgan
+    checkpoint.  The message names what differs.  The CLI exits with 2."""
 
 PathLike = Union[str, "os.PathLike[str]"]
 
 
 def save_checkpoint(state: Dict[str, Any], path: PathLike) -> None:
-    """Write ``state`` (anything ``torch.save`` accepts) atomically to ``path``.
+    """Write ``state`` atomically to ``path``.
 
-    Temp file + fsync + rename (:func:`smallgan.atomic.atomic_write`): a crash
-    or Ctrl-C leaves the previous checkpoint or the new one, never a torn file.
+    ``state`` must hold only tensors and plain types (dicts, lists, tuples,
+    str, int, float, bool, None), which is what :func:`load_checkpoint`
+    accepts back.  Temp file + fsync + rename
+    (:func:`smallgan.atomic.atomic_write`): a crash or Ctrl-C leaves the
+    previous checkpoint or the new one, never a torn file.
     """
     atomic_write(path, lambda f: torch.save(state, f))
 
@@ -40,10 +51,20 @@ def save_checkpoint(state: Dict[str, Any], path: PathLike) -> None:
 def load_checkpoint(path: PathLike, map_location: Any = "cpu") -> Dict[str, Any]:
     """Read a checkpoint written by :func:`save_checkpoint`.
 
-    The file holds optimizer and RNG states as well as weights, so it is loaded
-    with ``weights_only=False``: load only checkpoints you wrote yourself.
+    Loaded with ``torch.load(..., weights_only=True)``: only tensors and plain
+    types are unpickled, so a crafted file (a shared run directory, a
+    downloaded checkpoint) cannot run code.  Anything else in the file raises
+    :class:`ResumeError` before any of it is used.
     """
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"no checkpoint at {path}")
-    return torch.load(path, map_location=map_location, weights_only=False)
+    try:
+        return torch.load(path, map_location=map_location, weights_only=True)
+    except pickle.UnpicklingError as exc:
+        found = re.search(r"GLOBAL ([\w.]+)", str(exc))
+        what = f" (it names {found.group(1)})" if found else ""
+        raise ResumeError(
+            f"refusing to load {path}: it holds objects other than tensors and plain types{what}, "
+            f"which could run code when unpickled; smallgan never writes such checkpoints"
+        ) from None

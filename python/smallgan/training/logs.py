@@ -23,6 +23,8 @@ from typing import Any, Dict, Mapping, Optional, Union
 
 from tqdm.auto import tqdm
 
+from smallgan.atomic import atomic_write
+
 __all__ = ["RunLogger"]
 
 
@@ -36,12 +38,12 @@ def _truncate_csv(path: Path, max_step: int) -> None:
         return
     header, body = rows[0], rows[1:]
     keep = [r for r in body if r and int(r[0]) <= max_step]
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    with open(tmp, "w", newline="") as f:
+    def write(f) -> None:
         w = csv.writer(f)
         w.writerow(header)
         w.writerows(keep)
-    os.replace(tmp, path)
+
+    atomic_write(path, write, text=True)
 
 
 class _CsvLog:

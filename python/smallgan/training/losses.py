@@ -19,6 +19,8 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
+from smallgan.checks import check_choice
+
 __all__ = ["LOSSES", "d_loss", "g_loss", "check_loss"]
 
 #: Supported loss names.
@@ -27,8 +29,7 @@ LOSSES = ("ns", "hinge", "lsgan")
 
 def check_loss(kind: str) -> None:
     """Raise ``ValueError`` unless ``kind`` is one of :data:`LOSSES`."""
-    if kind not in LOSSES:
-        raise ValueError(f"loss must be one of {', '.join(LOSSES)}; got {kind!r}")
+    check_choice("loss", kind, LOSSES)
 
 
 def d_loss(kind: str, real_logits: torch.Tensor, fake_logits: torch.Tensor) -> torch.Tensor:

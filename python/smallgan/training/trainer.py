@@ -66,14 +66,18 @@ from typing import Any, Callable, Dict, Iterator, List, Mapping, Optional, Seque
 import numpy as np
 import torch
 from torch import nn
-from torch.utils.data import DataLoader, Dataset, Sampler
+from torch.utils.data import DataLoader, Dataset
 
-from smallgan.training.checkpoint import load_checkpoint, save_checkpoint
+from smallgan.atomic import atomic_write
+from smallgan.checks import check_bool, check_choice, check_float, check_int
+from smallgan.sampling import CoresetBatchSampler, PriorCoreset, RandomBatchSampler, RandomPrior
+from smallgan.training.checkpoint import ResumeError, load_checkpoint, save_checkpoint
 from smallgan.training.ema import EMA
 from smallgan.training.logs import RunLogger
 from smallgan.training.losses import LOSSES, d_loss, g_loss
 
-__all__ = ["TrainConfig", "RealData", "Trainer", "TrainingInterrupted", "CHECKPOINT_NAME", "run_label"]
+__all__ = ["TrainConfig", "RealData", "Trainer", "TrainingInterrupted", "ResumeError", "CHECKPOINT_NAME",
+           "run_label"]
 
 CHECKPOINT_NAME = "checkpoint.pt"
 
@@ -88,6 +92,10 @@ _RESUMABLE_CHANGES = frozenset({
     "steps", "log_every", "sample_every", "eval_every", "checkpoint_every", "progress",
     "tensorboard", "plot_samples", "num_workers", "prefetch",
 })
+# Experiment settings (Trainer's extra_config) that may change on resume, by
+# field name: the cadences above, evaluation sample counts and the engine's
+# thread count (selections are identical for any thread count).
+_RESUMABLE_EXPERIMENT_CHANGES = _RESUMABLE_CHANGES | {"n_eval", "threads"}
 
 
 def run_label(sampling: str, coreset_prior: bool, coreset_target: bool) -> str:
@@ -97,28 +105,6 @@ def run_label(sampling: str, coreset_prior: bool, coreset_target: bool) -> str:
     if coreset_prior and coreset_target:
         return "Small-GAN"
     return "Small-GAN (prior only)" if coreset_prior else "Small-GAN (target only)"
-
-
-def _check_int(name: str, value: Any, minimum: int) -> None:
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < minimum:
-        raise ValueError(f"{name} must be an integer >= {minimum}, got {value!r}")
-
-
-def _check_float(name: str, value: Any, lo: float, hi: float = math.inf,
-                 lo_open: bool = False, hi_open: bool = False) -> None:
-    ok = isinstance(value, (int, float, np.floating)) and not isinstance(value, bool) \
-        and math.isfinite(float(value))
-    if ok:
-        v = float(value)
-        ok = (v > lo if lo_open else v >= lo) and (v < hi if hi_open else v <= hi)
-    if not ok:
-        lb, rb = ("(" if lo_open else "["), (")" if hi_open else "]")
-        raise ValueError(f"{name} must be a number in {lb}{lo}, {hi}{rb}, got {value!r}")
-
-
-def _check_choice(name: str, value: Any, choices: Sequence[str]) -> None:
-    if value not in choices:
-        raise ValueError(f"{name} must be one of {', '.join(choices)}; got {value!r}")
 
 
 @dataclass
@@ -209,35 +195,41 @@ class TrainConfig:
     prefetch: int = 2
 
     def __post_init__(self) -> None:
-        _check_int("steps", self.steps, 0)
-        _check_int("batch_size", self.batch_size, 1)
-        _check_int("z_dim", self.z_dim, 1)
-        _check_choice("prior", self.prior, PRIORS)
-        _check_choice("loss", self.loss, LOSSES)
-        _check_int("n_dis", self.n_dis, 1)
-        _check_choice("optimizer", self.optimizer, OPTIMIZERS)
-        _check_float("lr_g", self.lr_g, 0.0, lo_open=True)
-        _check_float("lr_d", self.lr_d, 0.0, lo_open=True)
+        check_int("steps", self.steps, 0)
+        check_int("batch_size", self.batch_size, 1)
+        check_int("z_dim", self.z_dim, 1)
+        check_choice("prior", self.prior, PRIORS)
+        check_choice("loss", self.loss, LOSSES)
+        check_int("n_dis", self.n_dis, 1)
+        check_choice("optimizer", self.optimizer, OPTIMIZERS)
+        check_float("lr_g", self.lr_g, 0.0, lo_open=True)
+        check_float("lr_d", self.lr_d, 0.0, lo_open=True)
         for name in ("betas_g", "betas_d"):
             betas = getattr(self, name)
-            if not isinstance(betas, (tuple, list)) or len(betas) != 2:
+            if not isinstance(betas, (tuple, list)):
+                raise TypeError(f"{name} must be a pair (beta1, beta2), got {betas!r}")
+            if len(betas) != 2:
                 raise ValueError(f"{name} must be a pair (beta1, beta2), got {betas!r}")
             for i, b in enumerate(betas):
-                _check_float(f"{name}[{i}]", b, 0.0, 1.0, hi_open=True)
+                check_float(f"{name}[{i}]", b, 0.0, 1.0, hi_open=True)
             setattr(self, name, (float(betas[0]), float(betas[1])))
-        _check_choice("lr_decay", self.lr_decay, LR_DECAYS)
-        _check_choice("sampling", self.sampling, SAMPLINGS)
-        _check_int("prior_factor", self.prior_factor, 1)
-        _check_int("target_factor", self.target_factor, 1)
+        check_choice("lr_decay", self.lr_decay, LR_DECAYS)
+        check_choice("sampling", self.sampling, SAMPLINGS)
+        check_int("prior_factor", self.prior_factor, 1)
+        check_int("target_factor", self.target_factor, 1)
         if self.ema_decay is not None:
-            _check_float("ema_decay", self.ema_decay, 0.0, 1.0, hi_open=True)
-        _check_int("ema_start", self.ema_start, 0)
-        _check_int("seed", self.seed, 0)
+            check_float("ema_decay", self.ema_decay, 0.0, 1.0, hi_open=True)
+        check_int("ema_start", self.ema_start, 0)
+        check_int("seed", self.seed, 0)
         for name in ("log_every", "sample_every", "eval_every", "checkpoint_every"):
-            _check_int(name, getattr(self, name), 0)
-        _check_int("plot_samples", self.plot_samples, 1)
-        _check_int("num_workers", self.num_workers, 0)
-        _check_int("prefetch", self.prefetch, 0)
+            check_int(name, getattr(self, name), 0)
+        check_int("plot_samples", self.plot_samples, 1)
+        check_int("num_workers", self.num_workers, 0)
+        check_int("prefetch", self.prefetch, 0)
+        for name in ("coreset_prior", "coreset_target", "amp", "progress", "tensorboard"):
+            check_bool(name, getattr(self, name))
+        if not isinstance(self.device, str):
+            raise TypeError(f"device must be a str such as 'cpu' or 'cuda:0', got {self.device!r}")
         try:
             torch.device(self.device)
         except (RuntimeError, TypeError) as exc:
@@ -316,73 +308,25 @@ def _sub_seeds(seed: int, n: int) -> List[int]:
 
 
 def _draw_prior(gen: torch.Generator, shape: Tuple[int, int], prior: str) -> torch.Tensor:
+    # fixed plotting noise and Trainer.sample(); training batches come from
+    # smallgan.sampling
     if prior == "uniform":
         return torch.rand(shape, generator=gen) * 2.0 - 1.0
     return torch.randn(shape, generator=gen)
 
 
-class _RandomPrior:
-    """Plain prior draws: what a standard GAN uses."""
-
-    def __init__(self, dim: int, batch_size: int, prior: str, seed: int) -> None:
-        self.shape = (batch_size, dim)
-        self.prior = prior
-        self.gen = torch.Generator().manual_seed(seed)
-        self.last_wait_s = 0.0
-
-    def __next__(self) -> torch.Tensor:
-        t0 = time.perf_counter()
-        z = _draw_prior(self.gen, self.shape, self.prior)
-        self.last_wait_s = time.perf_counter() - t0
-        return z
-
-    def close(self) -> None:
-        pass
+def _ignore_sigint(worker_id: int) -> None:  # noqa: ARG001
+    # DataLoader workers share the terminal's process group, so Ctrl-C reaches
+    # them too; they must outlive it so the main process can finish its step
+    # and write the checkpoint.  The main process shuts them down after.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
 
 
-class _ShuffledBatches(Sampler):
-    """Plain random real batches: a fresh permutation every epoch, ``drop_last``.
-
-    The random-mode counterpart of ``CoresetBatchSampler`` with the same
-    ``set_epoch`` convention and ``len`` (``n // batch_size``).
-    """
-
-    def __init__(self, n: int, batch_size: int, seed: int) -> None:
-        if n < batch_size:
-            raise ValueError(f"dataset has {n} rows, fewer than batch_size={batch_size}")
-        self.n, self.batch_size, self.seed, self.epoch = n, batch_size, seed, 0
-        self.last_wait_s = 0.0
-
-    def set_epoch(self, epoch: int) -> None:
-        self.epoch = epoch
-
-    def __len__(self) -> int:
-        return self.n // self.batch_size
-
-    def __iter__(self) -> Iterator[List[int]]:
-        gen = torch.Generator().manual_seed(self.seed + 1_000_003 * self.epoch)
-        perm = torch.randperm(self.n, generator=gen).tolist()
-        for i in range(len(self)):
-            yield perm[i * self.batch_size:(i + 1) * self.batch_size]
-
-    def close(self) -> None:
-        pass
-
-
-class _Skip(Sampler):
-    """Yields a batch sampler's batches after dropping the first ``skip`` (resume)."""
-
-    def __init__(self, inner: Sampler, skip: int) -> None:
-        self.inner, self.skip = inner, skip
-
-    def __len__(self) -> int:
-        return len(self.inner) - self.skip  # type: ignore[arg-type]
-
-    def __iter__(self) -> Iterator[List[int]]:
-        it = iter(self.inner)
-        for _ in range(self.skip):
-            next(it)
-        yield from it
+def _loader_seed(seed: int, epoch: int) -> int:
+    # the DataLoader's base seed (worker seeds derive from it): explicit and a
+    # function of (seed, epoch), not a draw from torch's global RNG, so that a
+    # resumed run's workers get the seeds an uninterrupted run's would
+    return int(np.random.SeedSequence(seed, spawn_key=(epoch,)).generate_state(1, dtype=np.uint64)[0] >> 1)
 
 
 class Trainer:
@@ -448,6 +392,10 @@ class Trainer:
         self._stop = False
         self._prior_batches = 0  # batches consumed so far, for fast-forward on resume
         self._real_batches = 0
+        # running sums for the next log row; checkpointed, so that a resumed
+        # run writes exactly the rows an uninterrupted one would
+        self._acc: Dict[str, float] = {}
+        self._n_acc = 0
 
         c = config
         if c.optimizer == "adam":
@@ -505,7 +453,7 @@ class Trainer:
         batch : int
             Generator batch size.
         """
-        _check_int("n", n, 1)
+        check_int("n", n, 1)
         g = self.eval_generator
         was_training = g.training
         g.eval()
@@ -530,12 +478,13 @@ class Trainer:
         # checkpoint never holds a half-done optimizer step
         previous_handler = self._install_sigint()
         logger = prior = real_sampler = None
-        acc: Dict[str, float] = {}
-        n_acc = 0
         try:
             self.out_dir.mkdir(parents=True, exist_ok=True)
             if self.resume and self.checkpoint_path.exists():
-                self._load(load_checkpoint(self.checkpoint_path, map_location=self.device))
+                # on the CPU: the RNG states must stay CPU byte tensors, and
+                # load_state_dict copies weights and optimizer state to the
+                # device of the parameters they belong to
+                self._load(load_checkpoint(self.checkpoint_path))
             logger = RunLogger(self.out_dir, c.steps, self.step, c.tensorboard, c.progress)
             self._write_config()  # last: its presence means the handler is in place
             prior = self._make_prior()
@@ -552,14 +501,14 @@ class Trainer:
                     t_data = time.perf_counter()
                     x = self._to_real(next(real))
                     data_s += time.perf_counter() - t_data
-                    wait_target += float(getattr(real_sampler, "last_wait_s", 0.0) or 0.0)
-                    z = next(prior).to(self.device, non_blocking=True)
-                    wait_prior += float(getattr(prior, "last_wait_s", 0.0) or 0.0)
+                    wait_target += real_sampler.last_wait_s
+                    z = next(prior)
+                    wait_prior += prior.last_wait_s
                     self._real_batches += 1
                     self._prior_batches += 1
                     ld = self.discriminator_step(x, z)
-                z = next(prior).to(self.device, non_blocking=True)
-                wait_prior += float(getattr(prior, "last_wait_s", 0.0) or 0.0)
+                z = next(prior)
+                wait_prior += prior.last_wait_s
                 self._prior_batches += 1
                 lg = self.generator_step(z)
                 if self.ema is not None:
@@ -571,15 +520,15 @@ class Trainer:
                 for k, v in (("d_loss", ld), ("g_loss", lg), ("step_time_s", step_s),
                              ("wait_prior_s", wait_prior), ("wait_target_s", wait_target),
                              ("data_time_s", data_s)):
-                    acc[k] = acc.get(k, 0.0) + v
-                n_acc += 1
+                    self._acc[k] = self._acc.get(k, 0.0) + v
+                self._n_acc += 1
                 logger.advance()
                 last = self.step == c.steps
                 if (c.log_every and self.step % c.log_every == 0) or last:
-                    means = {k: v / n_acc for k, v in acc.items()}
+                    means = {k: v / self._n_acc for k, v in self._acc.items()}
                     means["lr_g"] = self.opt_g.param_groups[0]["lr"]
                     logger.log_train(self.step, means)
-                    acc, n_acc = {}, 0
+                    self._acc, self._n_acc = {}, 0
                 if (c.eval_every and self.step % c.eval_every == 0) or last:
                     self._evaluate(logger)
                 if (c.sample_every and self.step % c.sample_every == 0) or last:
@@ -652,31 +601,27 @@ class Trainer:
             batch = batch[0]
         return batch.to(self.device, non_blocking=True)
 
+    # GAN and Small-GAN differ here only: which of the two samplers is built
+    # for each side (smallgan.sampling).  Both start at the batch a resumed
+    # run needs, without replaying earlier draws or selections.
+
     def _make_prior(self):
         c = self.config
+        common = dict(distribution=c.prior, seed=self._prior_seed, device=self.device,
+                      start=self._prior_batches)
         if c.uses_prior_coreset:
-            from smallgan.sampling import PriorCoreset
-
-            # resume: core-set batch b depends only on (seed, b), so the stream
-            # starts at the next batch instead of re-running each selection
             return PriorCoreset(c.z_dim, c.batch_size, factor=c.prior_factor,
-                                distribution=c.prior, seed=self._prior_seed,
-                                prefetch=c.prefetch, start=self._prior_batches)
-        prior = _RandomPrior(c.z_dim, c.batch_size, c.prior, self._prior_seed)
-        for _ in range(self._prior_batches):  # resume: replay the (cheap) plain draws
-            next(prior)
-        return prior
+                                prefetch=c.prefetch, **common)
+        return RandomPrior(c.z_dim, c.batch_size, **common)
 
     def _make_real_sampler(self):
         c = self.config
         if c.uses_target_coreset:
-            from smallgan.sampling import CoresetBatchSampler
-
             return CoresetBatchSampler(self.data.embeddings, c.batch_size,
                                        factor=c.target_factor, seed=self._real_seed,
                                        drop_last=True, prefetch=c.prefetch)
-        return _ShuffledBatches(len(self.data.dataset), c.batch_size,  # type: ignore[arg-type]
-                                self._real_seed)
+        return RandomBatchSampler(len(self.data.dataset), c.batch_size,  # type: ignore[arg-type]
+                                  seed=self._real_seed, drop_last=True)
 
     def _real_batches_from(self, sampler) -> Iterator[Any]:
         per_epoch = len(sampler)
@@ -689,11 +634,14 @@ class Trainer:
         def gen() -> Iterator[Any]:
             nonlocal epoch, skip
             while True:
-                sampler.set_epoch(epoch)
-                loader = DataLoader(self.data.dataset, batch_sampler=_Skip(sampler, skip),
-                                    collate_fn=self.data.collate_fn,
-                                    num_workers=self.config.num_workers,
-                                    pin_memory=self.device.type == "cuda")
+                sampler.set_epoch(epoch, start=skip)
+                workers = self.config.num_workers
+                loader = DataLoader(self.data.dataset, batch_sampler=sampler,
+                                    collate_fn=self.data.collate_fn, num_workers=workers,
+                                    pin_memory=self.device.type == "cuda",
+                                    generator=torch.Generator().manual_seed(
+                                        _loader_seed(self._real_seed, epoch)),
+                                    worker_init_fn=_ignore_sigint if workers else None)
                 yield from loader
                 epoch, skip = epoch + 1, 0
 
@@ -738,16 +686,21 @@ class Trainer:
         path.parent.mkdir(parents=True, exist_ok=True)
         self.plot_fn(samples, path)
 
+    def _experiment_config(self) -> Dict[str, Any]:
+        # plain JSON types (paths and tuples as JSON has them), so that the
+        # checkpoint holds no pickled objects and compares with a reloaded one
+        return json.loads(json.dumps(self.extra_config, sort_keys=True, default=str))
+
     def _write_config(self) -> None:
-        doc = {"train": self.config.to_dict(), "experiment": self.extra_config}
-        tmp = self.out_dir / "config.json.tmp"
-        tmp.write_text(json.dumps(doc, indent=2, sort_keys=True, default=str) + "\n")
-        tmp.replace(self.out_dir / "config.json")
+        doc = {"train": self.config.to_dict(), "experiment": self._experiment_config()}
+        text = json.dumps(doc, indent=2, sort_keys=True) + "\n"
+        atomic_write(self.out_dir / "config.json", lambda f: f.write(text.encode()))
 
     def _state(self) -> Dict[str, Any]:
         state: Dict[str, Any] = {
             "step": self.step,
             "config": self.config.to_dict(),
+            "experiment": self._experiment_config(),
             "generator": self.generator.state_dict(),
             "discriminator": self.discriminator.state_dict(),
             "opt_g": self.opt_g.state_dict(),
@@ -757,6 +710,8 @@ class Trainer:
             "prior_batches": self._prior_batches,
             "real_batches": self._real_batches,
             "metrics": dict(self.metrics),
+            "log_sums": dict(self._acc),
+            "log_count": self._n_acc,
             "torch_rng": torch.get_rng_state(),
         }
         if torch.cuda.is_available() and self.device.type == "cuda":
@@ -772,15 +727,17 @@ class Trainer:
         save_checkpoint(self._state(), self.checkpoint_path)
 
     def _load(self, state: Mapping[str, Any]) -> None:
-        saved, now = state["config"], self.config.to_dict()
         free = _RESUMABLE_CHANGES if self.config.lr_decay == "none" else _RESUMABLE_CHANGES - {"steps"}
-        diff = sorted(k for k in now if k not in free and saved.get(k) != now[k])
+        diff = _config_diff(state["config"], self.config.to_dict(), free)
+        diff += _config_diff(state.get("experiment", {}), self._experiment_config(),
+                             _RESUMABLE_EXPERIMENT_CHANGES, prefix="experiment.")
         if diff:
-            detail = ", ".join(f"{k}: checkpoint {saved.get(k)!r} vs now {now[k]!r}" for k in diff)
-            raise ValueError(f"cannot resume from {self.checkpoint_path}: the config differs ({detail})")
+            raise ResumeError(f"cannot resume from {self.checkpoint_path}: the config differs "
+                              f"({'; '.join(diff)}); use another output directory, or the "
+                              f"checkpoint's settings")
         if state["step"] > self.config.steps:
-            raise ValueError(f"cannot resume: the checkpoint is at step {state['step']}, "
-                             f"past steps={self.config.steps}")
+            raise ResumeError(f"cannot resume: the checkpoint is at step {state['step']}, "
+                              f"past steps={self.config.steps}")
         self.generator.load_state_dict(state["generator"])
         self.discriminator.load_state_dict(state["discriminator"])
         self.opt_g.load_state_dict(state["opt_g"])
@@ -799,3 +756,28 @@ class Trainer:
         self._prior_batches = int(state["prior_batches"])
         self._real_batches = int(state["real_batches"])
         self.metrics = dict(state.get("metrics", {}))
+        self._acc = {k: float(v) for k, v in state["log_sums"].items()}
+        self._n_acc = int(state["log_count"])
+
+
+def _config_diff(saved: Any, now: Any, free: frozenset, prefix: str = "") -> List[str]:
+    """Human-readable differences between two JSON-like configs.
+
+    Nested mappings are compared field by field (``prefix.field``); a field
+    whose own name is in ``free`` may differ.
+    """
+    if isinstance(saved, Mapping) and isinstance(now, Mapping):
+        out: List[str] = []
+        for key in sorted(set(saved) | set(now)):
+            if key in free:
+                continue
+            if key not in saved:
+                out.append(f"{prefix}{key}: not in the checkpoint, now {now[key]!r}")
+            elif key not in now:
+                out.append(f"{prefix}{key}: checkpoint {saved[key]!r}, now unset")
+            else:
+                out += _config_diff(saved[key], now[key], free, f"{prefix}{key}.")
+        return out
+    if saved != now:
+        return [f"{prefix.rstrip('.')}: checkpoint {saved!r} vs now {now!r}"]
+    return []

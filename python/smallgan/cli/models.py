@@ -37,35 +37,9 @@ def _catalogue(families: tuple[str, ...] = FAMILIES
                    (1, 28, 28))
 
 
-def activation_bytes(model: "object", input_shape: tuple[int, ...], batch: int) -> int:
-    """Bytes of every leaf module's output in one forward pass (no grad).
-
-    An approximation of what autograd keeps for the backward pass; it counts
-    the input of the next layer once, ignores allocator rounding.
-    """
-    import torch
-
-    total = 0
-
-    def hook(_module, _inputs, output) -> None:
-        nonlocal total
-        if isinstance(output, torch.Tensor):
-            total += output.numel() * output.element_size()
-
-    handles = [m.register_forward_hook(hook) for m in model.modules()
-               if not any(True for _ in m.children())]
-    try:
-        with torch.no_grad():
-            model.eval()(torch.zeros(batch, *input_shape))
-    finally:
-        for h in handles:
-            h.remove()
-    return total
-
-
 def sizes_table(batch: int = 32, families: tuple[str, ...] = FAMILIES) -> list[dict]:
     """One row per model: name, role, parameters, parameter MB, activation MB."""
-    from smallgan.models.blocks import count_parameters, parameter_bytes
+    from smallgan.models.blocks import activation_bytes, count_parameters, parameter_bytes
 
     rows = []
     for name, role, factory, shape in _catalogue(families):

@@ -1,7 +1,7 @@
 """The ``smallgan`` command line.
 
-A thin layer: each sub-command lives in its own module under
-``smallgan.commands`` and exposes ``register(subparsers)``, which adds its
+A thin layer: each sub-command lives in its own module in this package
+(``smallgan.cli.select``, ``smallgan.cli.train``, ...) and exposes ``register(subparsers)``, which adds its
 parser and sets ``func`` to a callable taking the parsed arguments and
 returning an exit code.  Modules are imported lazily so that ``smallgan --help``
 and ``smallgan select`` do not pay for importing torch.
@@ -13,7 +13,7 @@ import importlib
 import sys
 from typing import Optional, Sequence
 
-# sub-command name -> module in smallgan.commands
+# sub-command name -> module in smallgan.cli
 COMMANDS = {
     "select": "select",
     "embed": "embed",
@@ -40,7 +40,7 @@ def build_parser(only: Optional[str] = None) -> argparse.ArgumentParser:
             sub.add_parser(name, help=f"(see `smallgan {name} --help`)")
             continue
         try:
-            mod = importlib.import_module(f"smallgan.commands.{module}")
+            mod = importlib.import_module(f"smallgan.cli.{module}")
         except ModuleNotFoundError as exc:  # an optional dependency (torch, ...) is missing
             if exc.name and exc.name.startswith("smallgan"):
                 raise

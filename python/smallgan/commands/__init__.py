@@ -1,1 +1,0 @@
-"""Sub-commands of the ``smallgan`` CLI; each module has ``register(subparsers)``."""
