@@ -174,7 +174,7 @@ def test_timing_cli_smoke(tmp_path: Path, capsys) -> None:
 @pytest.mark.parametrize("make, match", [
     (lambda: sngan_cifar10.SNGANConfig(dataset="svhn"), "dataset must be one of"),
     (lambda: sngan_cifar10.SNGANConfig(embedding="vgg"), "embedding must be one of"),
-    (lambda: sngan_cifar10.SNGANConfig(projection_dim=-1), "projection_dim must be an integer >= 0"),
+    (lambda: sngan_cifar10.SNGANConfig(projection_dim=-1), "projection_dim must be >= 0, got -1"),
     (lambda: sagan_lsun.SAGANConfig(root="x", resolution=32), "resolution must be one of"),
     (lambda: lsgan_digits.LSGANConfig(discriminator="big"), "discriminator must be one of"),
     (lambda: timing.TimingConfig(dataset_size=100), "dataset_size=100 is smaller"),
@@ -193,3 +193,42 @@ def test_missing_data_and_oversized_protocol(tmp_path: Path) -> None:
     cfg = sngan_cifar10.SNGANConfig(root=str(root), g_ch=8, d_ch=8, **{**TINY, "fid_real": 50})
     with pytest.raises(ValueError, match="fid_real=50 exceeds the 10 real images"):
         sngan_cifar10.run(cfg, tmp_path / "run")
+
+
+def test_seeds_share_one_embedding_cache(tmp_path: Path) -> None:
+    # the projection seed is not the training seed: seeds 0 and 1 reuse one cache
+    root = write_cifar(tmp_path / "data")
+    for seed in (0, 1):
+        cfg = sngan_cifar10.SNGANConfig(root=str(root), g_ch=8, d_ch=8, seed=seed,
+                                        cache_dir=str(tmp_path / "cache"),
+                                        **{**TINY, "fid_real": 2, "fid_fake": 2})
+        r = sngan_cifar10.run(cfg, tmp_path / f"run{seed}", tensorboard=False)
+        assert r["embeddings"] == "raw/proj16-seed0"
+    assert [p.name for p in (tmp_path / "cache").glob("*.npy")] == ["cifar10-train.raw.proj16-seed0.npy"]
+
+
+def test_embeddings_from_smallgan_embed_cache(tmp_path: Path) -> None:
+    # a cache written the way `smallgan embed` writes it (the reader itself,
+    # its own extractor and projection) drives the target core-set; a cache
+    # of another dataset is refused before any training
+    from smallgan.data import open_dataset
+    from smallgan.embeddings import compute_embeddings
+
+    root = write_cifar(tmp_path / "data")
+    reader = open_dataset("cifar10", root)  # what `smallgan embed cifar10 --root` reads
+    cache = tmp_path / "mine.npy"
+    emb = compute_embeddings(reader, torch.nn.Flatten(), cache, progress=False,
+                             projection={"dim": 8, "seed": 3})
+    cfg = sngan_cifar10.SNGANConfig(root=str(root), g_ch=8, d_ch=8, embeddings=str(cache),
+                                    cache_dir=str(tmp_path / "cache"),
+                                    **{**TINY, "fid_every": -1})
+    r = sngan_cifar10.run(cfg, tmp_path / "run", tensorboard=False)
+    assert r["embeddings"].startswith("mine.npy: ") and "proj8-seed3" in r["embeddings"]
+    assert not list((tmp_path / "cache").glob("*.npy"))  # nothing recomputed
+    assert emb.shape == (40, 8)
+    other = sngan_cifar10.SNGANConfig(root=str(root), g_ch=8, d_ch=8, embeddings=str(cache),
+                                      limit=12, **{**TINY, "fid_every": -1})
+    with pytest.raises(ValueError, match=r"mine.npy' were computed on another dataset: its "
+                                         r"manifest has length 40, this run's dataset has 12"):
+        sngan_cifar10.run(other, tmp_path / "run2", tensorboard=False)
+    assert not (tmp_path / "run2").exists()

@@ -49,6 +49,15 @@ class ImageGANConfig:
         Random projection size of the embeddings (default
         ``smallgan.projection.DEFAULT_PROJECTION_DIM`` = 32, as
         ``smallgan embed``); 0 keeps them unprojected.
+    projection_seed : int
+        Seed of the projection matrix (default 0, as ``smallgan embed``).
+        Not the training seed: every seed of an experiment shares one cache.
+    embeddings : str or None
+        A cache written by ``smallgan embed`` (its ``.npy``) to use for the
+        target core-set instead of computing one; its manifest must describe
+        this dataset (length and content fingerprint), else an error.  Then
+        ``embedding``, ``projection_dim`` and ``projection_seed`` are not
+        used.
     feature : {"inception", "random-conv"}
         Features for FID ("random-conv" is reported as FD[random-conv]).
     fallback_features : bool
@@ -86,6 +95,8 @@ class ImageGANConfig:
     coreset_target: bool = True
     embedding: str = "inception"
     projection_dim: int = DEFAULT_PROJECTION_DIM  # one default everywhere (smallgan.projection)
+    projection_seed: int = 0
+    embeddings: Optional[str] = None
     feature: str = "inception"
     fallback_features: bool = False
     inception_weights: Optional[str] = None
@@ -112,11 +123,13 @@ class ImageGANConfig:
         self.betas = (float(self.betas[0]), float(self.betas[1]))
         check_choice("embedding", self.embedding, EMBEDDINGS)
         check_choice("feature", self.feature, FEATURES)
-        for name, lo in (("projection_dim", 0), ("fid_fake", 2), ("fid_real", 2),
+        for name, lo in (("projection_dim", 0), ("projection_seed", 0), ("fid_fake", 2), ("fid_real", 2),
                          ("threads", 0), ("fid_every", -1)):
             check_int(name, getattr(self, name), lo)
         if self.limit is not None:
             check_int("limit", self.limit, 1)
+        if self.embeddings is not None and not isinstance(self.embeddings, str):
+            raise TypeError(f"embeddings must be a path (str) or None, got {self.embeddings!r}")
         self.train_config()  # validates the training fields
 
     @property
@@ -192,7 +205,7 @@ def run_image_gan(config: ImageGANConfig, out_dir: Union[str, Path], *, dataset:
     import torch
 
     from smallgan.experiments.images import GANImages, collate_batch, fid_hook, real_embeddings, \
-        default_cache_dir, save_grid
+        default_cache_dir, embeddings_from_cache, save_grid
     from smallgan.training.trainer import RealData, Trainer
 
     out = Path(out_dir)
@@ -208,12 +221,14 @@ def run_image_gan(config: ImageGANConfig, out_dir: Union[str, Path], *, dataset:
     key = dataset if config.limit is None else f"{dataset}-first{n}"
     tc = config.train_config(progress=progress, tensorboard=tensorboard)
     embeddings, emb_name = None, None
-    if tc.uses_target_coreset:
+    if tc.uses_target_coreset and config.embeddings is not None:
+        embeddings, emb_name = embeddings_from_cache(images, config.embeddings)
+    elif tc.uses_target_coreset:
         t0 = time.perf_counter()
         embeddings, emb_name = real_embeddings(
-            images, config.embedding, config.projection_dim, seed=config.seed, cache_dir=cache,
-            dataset=key, weights=config.inception_weights, fallback=config.fallback_features,
-            device=device)
+            images, config.embedding, config.projection_dim, seed=config.projection_seed,
+            cache_dir=cache, dataset=key, weights=config.inception_weights,
+            fallback=config.fallback_features, device=device)
         print(f"embeddings: {emb_name}, shape {embeddings.shape}, "
               f"{time.perf_counter() - t0:.1f} s", file=sys.stderr)
     data = RealData(images, embeddings=embeddings, collate_fn=collate_batch)
@@ -265,6 +280,8 @@ _FLAG_HELP = {
     "target_factor": "real over-sampling factor",
     "embedding": "what the real core-set is computed on (raw: Table 6 ablation)",
     "projection_dim": "random projection of the embeddings (0: unprojected, ablation)",
+    "projection_seed": "seed of the projection matrix (shared by every training seed)",
+    "embeddings": "use this `smallgan embed` cache (.npy) for the real core-set",
     "feature": "features of the Fréchet distance (random-conv is NOT an FID)",
     "fid_every": "steps between evaluations (0: steps/10, -1: none)",
     "fid_fake": "generated images per FID", "fid_real": "real images per FID",

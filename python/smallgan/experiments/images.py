@@ -19,7 +19,7 @@ import torch.nn.functional as F
 from torch.utils.data import DataLoader, Dataset
 
 __all__ = ["GANImages", "collate_batch", "image_grid", "save_grid", "fid_hook", "EMBEDDINGS",
-           "real_embeddings", "default_cache_dir"]
+           "real_embeddings", "embeddings_from_cache", "embedded_dataset", "default_cache_dir"]
 
 
 class GANImages(Dataset):
@@ -219,14 +219,58 @@ def real_embeddings(images: GANImages, kind: str, dim: int, *, seed: int = 0,
                                                  fallback=fallback)
     suffix = f"proj{dim}-seed{seed}" if dim else "unprojected"
     cache = Path(cache_dir) if cache_dir is not None else default_cache_dir()
-    # One file per (dataset, features, projection): the cache's manifest
-    # refuses a mismatch, so different settings must not share a path.
+    # One file per (dataset, features, projection), in the format and with
+    # the manifest `smallgan embed` writes; the manifest refuses a mismatch,
+    # so different settings never share a path.  The training seed is not
+    # part of it: every seed of an experiment reuses the one cache.
     path = cache / f"{dataset}.{name}.{suffix}.npy"
     cache.mkdir(parents=True, exist_ok=True)
-    feats = compute_embeddings(_Unit(images), extractor, path, batch_size=batch_size,
+    feats = compute_embeddings(embedded_dataset(images), extractor, path, batch_size=batch_size,
                                device=device, progress=False,
                                projection={"dim": dim, "seed": seed} if dim else None)
     return np.ascontiguousarray(feats, dtype=np.float32), f"{name}/{suffix}"
+
+
+def embedded_dataset(images: GANImages) -> Dataset:
+    """What the embeddings of ``images`` are computed on: images in [0, 1].
+
+    Without resizing or a limit, the reader itself, item for item, which is
+    what ``smallgan embed`` embeds: the two caches have the same dataset
+    fingerprint and either can serve the other.
+    """
+    same_size = images.size is None or tuple(images._image(0).shape[-2:]) == (images.size,) * 2
+    if same_size and images.n == len(images.base):  # type: ignore[arg-type]
+        return images.base
+    return _Unit(images)
+
+
+def embeddings_from_cache(images: GANImages, path: Union[str, Path]) -> tuple[np.ndarray, str]:
+    """Embeddings from a ``smallgan embed`` cache, checked against ``images``.
+
+    Raises ``ValueError`` (naming the path and both values) when the cache is
+    unfinished or its manifest describes another dataset (length or content
+    fingerprint), ``FileNotFoundError`` when there is no cache at ``path``.
+    Returns the embeddings and a name for logs (the manifest's extractor and
+    projection).
+    """
+    from smallgan.embeddings import dataset_fingerprint, load_embeddings, read_manifest
+
+    path = Path(path)
+    manifest = read_manifest(path)
+    data = embedded_dataset(images)
+    want = {"length": len(data), "fingerprint": dataset_fingerprint(data)}  # type: ignore[arg-type]
+    have = manifest.get("dataset", {})
+    for key in ("length", "fingerprint"):
+        if have.get(key) != want[key]:
+            raise ValueError(
+                f"embeddings {str(path)!r} were computed on another dataset: its manifest has "
+                f"{key} {have.get(key)!r}, this run's dataset has {want[key]!r} (same dataset, "
+                f"split, image size and limit are needed; rebuild it with `smallgan embed`)")
+    emb = load_embeddings(path)
+    proj = manifest.get("projection") or {}
+    name = f"{manifest.get('extractor', '?')}/" + (
+        f"proj{proj.get('dim')}-seed{proj.get('seed')}" if proj else "unprojected")
+    return np.ascontiguousarray(emb, dtype=np.float32), f"{path.name}: {name}"
 
 
 class _Unit(Dataset):
