@@ -36,6 +36,24 @@ def test_select_errors_are_clear(tmp_path, capsys):
     assert "k = 9 is larger than the number of points n = 4" in capsys.readouterr().err
 
 
+def test_select_unreadable_or_foreign_files_are_one_line_errors(tmp_path, capsys):
+    (tmp_path / "points.csv").write_text("1,2\n3,4\n")
+    np.save(tmp_path / "objects.npy", np.array([{"a": 1}], dtype=object))
+    np.save(tmp_path / "x.npy", np.zeros((4, 2)))
+    (tmp_path / "dir.npy").mkdir()
+    cases = [
+        (["select", str(tmp_path / "points.csv"), "-k", "1"], "is not a readable .npy array"),
+        (["select", str(tmp_path / "objects.npy"), "-k", "1"], "is not a readable .npy array"),
+        (["select", str(tmp_path / "dir.npy"), "-k", "1"], "does not exist"),
+        (["select", str(tmp_path / "x.npy"), "-k", "1", "--selected", str(tmp_path / "points.csv")],
+         "--selected file"),
+    ]
+    for argv, match in cases:
+        assert main(argv) == 2, argv
+        err = capsys.readouterr().err
+        assert match in err and "Traceback" not in err and len(err.strip().splitlines()) == 1, err
+
+
 def test_config_command(capsys):
     assert main(["config"]) == 0
     assert "simd_level" in capsys.readouterr().out

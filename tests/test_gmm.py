@@ -162,3 +162,26 @@ def test_cli_quick_demo_prints_two_rows(tmp_path, monkeypatch, capsys):
     assert "   4  GAN " in table and "   4  Small-GAN " in table
     assert (tmp_path / "figure.png").stat().st_size > 0
     assert json.loads((tmp_path / "m4" / "coreset" / "seed0" / "result.json").read_text())["steps"] == 30
+
+
+def test_grid_cli_keeps_tracebacks_for_errors_raised_while_training(tmp_path, monkeypatch, capsys):
+    # only option mistakes are "exit 2, one line"; a ValueError from training
+    # (say NaN samples) must surface with its traceback
+    from smallgan import cli
+    from smallgan.experiments import gmm_grid
+
+    def nan_run(*args, **kwargs):
+        raise ValueError("generator produced NaN samples at step 17")
+
+    monkeypatch.setattr(gmm_grid, "run", nan_run)
+    argv = ["train", "gmm-grid", "--modes", "4", "--seeds", "1", "--steps", "5",
+            "--out", str(tmp_path / "g"), "--no-tensorboard"]
+    with pytest.raises(ValueError, match="NaN samples at step 17"):
+        cli.main(argv)
+    assert cli.main(argv[:-3] + ["--steps", "-1", "--out", str(tmp_path / "h")]) == 2
+    assert "steps must be >= 0, got -1" in capsys.readouterr().err
+    # an existing grid directory without --resume is an option mistake: exit 2
+    (tmp_path / "g" / "m4" / "random" / "seed0").mkdir(parents=True, exist_ok=True)
+    (tmp_path / "g" / "m4" / "random" / "seed0" / "log.csv").write_text("x\n")
+    assert cli.main(argv) == 2
+    assert "already exists: pass resume=True" in capsys.readouterr().err

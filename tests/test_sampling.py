@@ -630,3 +630,77 @@ def test_interpreter_exit_with_open_streams_does_not_hang(tmp_path):
     rc, err = _run_child(tmp_path, "exit")
     assert rc == 3, err
     assert "Traceback" not in err
+
+
+# ---------------------------------------------------------- plain samplers
+
+
+def test_random_prior_is_the_first_rows_of_the_coreset_candidates():
+    # documented pairing: plain batch b = first batch_size of the candidates
+    # PriorCoreset draws for batch b (same seed), i.e. i.i.d. prior draws
+    for dist, draw in (("uniform", lambda r, s: r.random(s, dtype=np.float32) * 2 - 1),
+                       ("normal", lambda r, s: r.standard_normal(s, dtype=np.float32))):
+        plain = sampling.RandomPrior(5, 8, distribution=dist, seed=11, start=2)
+        for b in (2, 3, 4):
+            rng = np.random.default_rng(np.random.SeedSequence(11, spawn_key=(1, b)))
+            np.testing.assert_array_equal(next(plain).numpy(), draw(rng, (32, 5))[:8])
+        assert plain.position == 5 and plain.last_wait_s >= 0
+
+
+def test_random_batch_sampler_epochs_are_shuffled_passes_and_start_skips():
+    s = sampling.RandomBatchSampler(103, 10, seed=4)
+    assert len(s) == 10
+    e0, e1 = list(s), list(s)  # no set_epoch: the next epoch each time
+    for epoch in (e0, e1):
+        rows = [i for b in epoch for i in b]
+        assert len(rows) == len(set(rows)) == 100 and all(0 <= i < 103 for i in rows)
+    assert e0 != e1
+    s.set_epoch(0, start=7)
+    assert list(s) == e0[7:]
+    with pytest.raises(ValueError, match="start must be <= 10, got 11"):
+        s.set_epoch(0, start=11)
+    with pytest.raises(TypeError, match="n must be an int, got 10.0"):
+        sampling.RandomBatchSampler(10.0, 2)
+
+
+def test_coreset_batch_sampler_start_equals_the_tail_without_selecting_the_head(monkeypatch):
+    emb = np.random.default_rng(0).normal(size=(400, 4)).astype(np.float32)
+    full = list(CoresetBatchSampler(emb, 10, factor=4, seed=2, prefetch=2))
+    calls = []
+    real = prefetch.kcenter_async
+    monkeypatch.setattr(prefetch, "kcenter_async", lambda *a, **k: (calls.append(1), real(*a, **k))[1])
+    s = CoresetBatchSampler(emb, 10, factor=4, seed=2, prefetch=2)
+    s.set_epoch(0, start=30)
+    assert list(s) == full[30:]
+    assert len(calls) == len(full) - 30  # no selection for the skipped batches
+
+
+_FORK_CHILD = textwrap.dedent(
+    """
+    import os, sys
+    from smallgan.sampling import PriorCoreset
+    prior = PriorCoreset(4, 8, seed=0, prefetch=2)
+    next(prior)  # the producer thread runs in the parent
+    pid = os.fork()
+    if pid == 0:
+        try:
+            next(prior)
+        except RuntimeError as exc:
+            print("CHILD", exc, flush=True)
+            os._exit(0)
+        os._exit(3)
+    _, status = os.waitpid(pid, 0)
+    next(prior)  # the parent's stream is unaffected
+    prior.close()
+    sys.exit(os.waitstatus_to_exitcode(status))
+    """
+)
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs os.fork")
+def test_a_sampler_started_before_fork_raises_in_the_child_instead_of_hanging():
+    p = subprocess.run([sys.executable, "-W", "ignore::DeprecationWarning", "-c", _FORK_CHILD],
+                       capture_output=True, text=True, timeout=60,
+                       env=dict(os.environ, PYTHONPATH=str(PYTHON_DIR)))
+    assert p.returncode == 0, p.stderr
+    assert "CHILD this sampler's prefetch thread was started in the parent process" in p.stdout

@@ -1,4 +1,4 @@
-"""CoresetBatchSampler under torch.distributed: two CPU processes (gloo)."""
+"""The samplers under torch.distributed: two CPU processes (gloo)."""
 from __future__ import annotations
 
 import json
@@ -11,8 +11,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+import smallgan
 from smallgan import sampling
-from smallgan.sampling import CoresetBatchSampler
+from smallgan.sampling import CoresetBatchSampler, PriorCoreset
 
 PYTHON_DIR = Path(sampling.__file__).resolve().parents[1]
 N, K, FACTOR, SEED = 1000, 20, 4, 5
@@ -22,7 +23,7 @@ _WORKER = textwrap.dedent(
     import json, sys
     import numpy as np
     import torch.distributed as dist
-    from smallgan.sampling import CoresetBatchSampler
+    from smallgan.sampling import CoresetBatchSampler, PriorCoreset, RandomBatchSampler, RandomPrior
 
     rank, init, out = int(sys.argv[1]), sys.argv[2], sys.argv[3]
     dist.init_process_group("gloo", init_method=init, rank=rank, world_size=2)
@@ -34,6 +35,12 @@ _WORKER = textwrap.dedent(
     for epoch in (0, 1):
         sampler.set_epoch(epoch)
         res["epochs"].append(list(sampler))
+    # the priors and plain batches read the rank from the process group too
+    with PriorCoreset(3, 4, seed={SEED}) as prior, RandomPrior(3, 4, seed={SEED}) as plain:
+        res["prior_rank"] = [prior.rank, plain.rank]
+        res["prior"] = [next(prior).tolist() for _ in range(3)]
+        res["plain"] = [next(plain).tolist() for _ in range(3)]
+    res["random_batches"] = list(RandomBatchSampler({N}, {K}, seed={SEED}))
     # what the other rank saw in epoch 0, through the process group itself
     seen = [None, None]
     dist.all_gather_object(seen, res["epochs"][0])
@@ -82,6 +89,25 @@ def test_two_ranks_draw_different_valid_batches(tmp_path):
             for b in epoch:
                 assert len(b) == K == len(set(b)) and all(0 <= i < N for i in b)
         assert res[r]["epochs"][0] != res[r]["epochs"][1]
+    # priors: each rank its own stream, exactly the documented draws; rank 0
+    # draws what a single process draws
+    for r in (0, 1):
+        assert res[r]["prior_rank"] == [r, r]
+        for b in range(3):
+            key = (1, b) if r == 0 else (1, b, r)
+            rng = np.random.default_rng(np.random.SeedSequence(SEED, spawn_key=key))
+            cand = rng.random((4 * 4, 3), dtype=np.float32) * 2 - 1  # factor 4, batch 4
+            first = int(rng.integers(16))
+            want = cand[smallgan.kcenter(cand, 4, first=first)]
+            np.testing.assert_array_equal(np.array(res[r]["prior"][b], dtype=np.float32), want)
+            np.testing.assert_array_equal(np.array(res[r]["plain"][b], dtype=np.float32), cand[:4])
+    assert res[0]["prior"] != res[1]["prior"] and res[0]["plain"] != res[1]["plain"]
+    with PriorCoreset(3, 4, seed=SEED, prefetch=0) as single:
+        assert [next(single).tolist() for _ in range(3)] == res[0]["prior"]
+    # plain batches: disjoint shares, each a shuffled pass over N // 2 rows
+    rows = [[i for b in res[r]["random_batches"] for i in b] for r in (0, 1)]
+    assert all(len(x) == len(set(x)) == (N // 2) // K * K for x in rows)
+    assert set(rows[0]).isdisjoint(rows[1])
     assert res[0]["other_epoch0"] == res[1]["epochs"][0]
     assert res[1]["other_epoch0"] == res[0]["epochs"][0]
     # within an epoch the ranks' shares are disjoint: different batches whose

@@ -13,7 +13,7 @@ import torch
 
 from smallgan.data.points import PointDataset, collate_rows
 from smallgan.models.mlp import MLPDiscriminator, MLPGenerator
-from smallgan.training.checkpoint import load_checkpoint, save_checkpoint
+from smallgan.training.checkpoint import ResumeError, load_checkpoint, save_checkpoint
 from smallgan.training.ema import EMA
 from smallgan.training.losses import d_loss, g_loss
 from smallgan.training.trainer import RealData, TrainConfig, Trainer, TrainingInterrupted
@@ -99,6 +99,11 @@ def _assert_same(a, b):
 @pytest.mark.parametrize("sampling, kw", [
     ("coreset", dict(ema_decay=0.95, n_dis=2)),
     ("random", dict(lr_decay="linear")),
+    # a log row spanning the interruption (7 does not divide 50) must average
+    # the steps before and after it, as the uninterrupted run's row does;
+    # DataLoader workers must not change the batches
+    ("coreset", dict(log_every=7, num_workers=2)),
+    ("random", dict(log_every=7, num_workers=2)),
 ])
 def test_resume_equals_uninterrupted(tmp_path, sampling, kw):
     cfg = _config(sampling=sampling, **kw)
@@ -112,7 +117,7 @@ def test_resume_equals_uninterrupted(tmp_path, sampling, kw):
             trainer.request_stop()
         return _eval(trainer, step)
 
-    cfg_stop = _config(sampling=sampling, eval_every=25, **kw)
+    cfg_stop = _config(sampling=sampling, **{**kw, "eval_every": 25})
     g, d = _nets()
     first = Trainer(cfg_stop, g, d, _data(), tmp_path / "cut", eval_fn=stop_at_50)
     with pytest.raises(TrainingInterrupted) as info:
@@ -280,3 +285,151 @@ def test_amp_on_cpu_trains_with_bfloat16(tmp_path):
         rows = list(csv.DictReader(f))
     assert rows and all(math.isfinite(float(r["d_loss"])) for r in rows)
     assert all(p.dtype == torch.float32 for p in t.generator.parameters())  # weights stay fp32
+
+
+def test_resume_with_another_experiment_config_is_refused(tmp_path):
+    # the experiment's own settings (here: the data) are part of the run too
+    g, d = _nets()
+    Trainer(_config(steps=10), g, d, _data(), tmp_path, extra_config={"gmm": {"modes": 4, "n_eval": 100}}).fit()
+    g, d = _nets()
+    with pytest.raises(ResumeError, match=r"experiment.gmm.modes: checkpoint 4 vs now 9"):
+        Trainer(_config(steps=20), g, d, _data(), tmp_path,
+                extra_config={"gmm": {"modes": 9, "n_eval": 100}}, resume=True).fit()
+    # evaluation sizes may change: they do not change the weights' trajectory
+    g, d = _nets()
+    t = Trainer(_config(steps=20), g, d, _data(), tmp_path,
+                extra_config={"gmm": {"modes": 4, "n_eval": 500}}, resume=True)
+    t.fit()
+    assert t.step == 20
+
+
+def test_cli_resume_with_other_modes_exits_2_naming_the_field(tmp_path):
+    out = tmp_path / "run"
+    base = [sys.executable, "-m", "smallgan", "train", "gmm", "--steps", "4", "--batch-size", "16",
+            "--hidden", "8", "--out", str(out), "--no-tensorboard", "--no-progress"]
+    p = subprocess.run(base + ["--modes", "4"], capture_output=True, text=True, timeout=120)
+    assert p.returncode == 0, p.stderr
+    p = subprocess.run(base + ["--modes", "9", "--steps", "8", "--resume"], capture_output=True,
+                       text=True, timeout=120)
+    assert p.returncode == 2, p.stderr
+    assert "experiment.gmm.modes: checkpoint 4 vs now 9" in p.stderr
+    assert "Traceback" not in p.stderr
+
+
+def test_mlp_scale_is_saved_with_the_weights():
+    g, d = MLPGenerator(2, 8, scale=9.0), MLPDiscriminator(2, 8, scale=9.0)
+    g1, d1 = MLPGenerator(2, 8, scale=1.0), MLPDiscriminator(2, 8, scale=1.0)
+    g1.load_state_dict(g.state_dict())
+    d1.load_state_dict(d.state_dict())
+    z = torch.randn(5, 2)
+    torch.testing.assert_close(g1(z), g(z))
+    torch.testing.assert_close(d1(9.0 * z), d(9.0 * z))
+
+
+class _Payload:
+    """Unpickling this runs code: it writes a marker file."""
+
+    def __init__(self, marker):
+        self.marker = str(marker)
+
+    def __reduce__(self):
+        return (open, (self.marker, "w"))
+
+
+def test_checkpoint_with_a_pickled_callable_is_refused_and_nothing_runs(tmp_path):
+    g, d = _nets()
+    Trainer(_config(steps=5), g, d, _data(), tmp_path).fit()
+    state = load_checkpoint(tmp_path / "checkpoint.pt")
+    marker = tmp_path / "pwned"
+    state["metrics"] = {"fid": _Payload(marker)}
+    torch.save(state, tmp_path / "checkpoint.pt")  # what a crafted file would hold
+    g, d = _nets()
+    with pytest.raises(ResumeError, match=r"refusing to load .*checkpoint.pt: it holds objects "
+                                          r"other than tensors and plain types"):
+        Trainer(_config(steps=10), g, d, _data(), tmp_path, resume=True).fit()
+    assert not marker.exists()
+
+
+class _SeedOfWorker(torch.utils.data.Dataset):
+    """Item i: (point i, the torch seed of the process that loaded it)."""
+
+    def __init__(self, pts):
+        self.pts = torch.as_tensor(pts)
+
+    def __len__(self):
+        return len(self.pts)
+
+    def __getitem__(self, i):
+        return self.pts[i], torch.initial_seed()
+
+
+class _RecordingTrainer(Trainer):
+    def _to_real(self, batch):
+        self.seen_seeds = getattr(self, "seen_seeds", set()) | set(batch[1].tolist())
+        return super()._to_real(batch)
+
+
+def test_worker_seeds_depend_on_the_config_seed_not_the_global_rng(tmp_path):
+    # DataLoader workers are seeded from a base seed derived from (seed,
+    # epoch), not drawn from torch's global RNG: a resumed run (or any code
+    # that used the global RNG before fit) gives its workers the same seeds
+    pts = _points(256)
+
+    def collate(items):
+        return torch.stack([p for p, _ in items]), torch.tensor([s for _, s in items])
+
+    seeds = []
+    for i, global_seed in enumerate((0, 12345)):
+        g, d = _nets()
+        torch.manual_seed(global_seed)
+        data = RealData(_SeedOfWorker(pts), embeddings=pts, collate_fn=collate)
+        t = _RecordingTrainer(_config(steps=20, num_workers=2, sampling="random"), g, d, data,
+                              tmp_path / str(i))
+        t.fit()
+        seeds.append(t.seen_seeds)
+    assert len(seeds[0]) >= 2 and seeds[0] == seeds[1]
+
+
+_CTRL_C_WITH_WORKERS = """
+import sys, numpy as np, torch
+from smallgan.data.points import PointDataset, collate_rows
+from smallgan.models.mlp import MLPDiscriminator, MLPGenerator
+from smallgan.training.trainer import RealData, TrainConfig, Trainer, TrainingInterrupted
+pts = np.random.default_rng(0).normal(size=(4096, 2)).astype(np.float32)
+cfg = TrainConfig(steps=10_000_000, batch_size=16, z_dim=2, num_workers=2, sampling="coreset",
+                  progress=False, tensorboard=False, checkpoint_every=0, log_every=0,
+                  sample_every=0)
+t = Trainer(cfg, MLPGenerator(2, 8), MLPDiscriminator(2, 8),
+            RealData(PointDataset(torch.from_numpy(pts)), pts, collate_rows), sys.argv[1])
+try:
+    t.fit()
+except TrainingInterrupted as exc:
+    print("STOPPED", exc.step, flush=True)
+    sys.exit(130)
+"""
+
+
+def test_ctrl_c_with_dataloader_workers_still_checkpoints(tmp_path):
+    # a terminal's Ctrl-C reaches the whole process group, workers included
+    import os
+
+    out = tmp_path / "run"
+    proc = subprocess.Popen([sys.executable, "-c", _CTRL_C_WITH_WORKERS, str(out)],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            start_new_session=True)
+    try:
+        deadline = time.monotonic() + 60
+        while not (out / "config.json").exists():
+            assert proc.poll() is None, proc.communicate()[1]
+            assert time.monotonic() < deadline, "training did not start"
+            time.sleep(0.05)
+        time.sleep(1.5)  # workers started and batches flowing
+        os.killpg(proc.pid, signal.SIGINT)
+        stdout, err = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+    assert proc.returncode == 130, err
+    assert "STOPPED" in stdout and "Traceback" not in err
+    ckpt = load_checkpoint(out / "checkpoint.pt")
+    assert ckpt["step"] >= 1 and ckpt["real_batches"] == ckpt["step"]

@@ -32,11 +32,22 @@ def _run(args) -> int:
     from smallgan import kcenter
     from smallgan.atomic import atomic_write
 
-    if not args.input.is_file():
-        print(f"smallgan select: input file {str(args.input)!r} does not exist", file=sys.stderr)
+    def load(what: str, path: Path, **kw):
+        if not path.is_file():
+            raise ValueError(f"{what} file {str(path)!r} does not exist")
+        try:
+            # allow_pickle=False: an .npy of objects would run code on load
+            return np.load(path, allow_pickle=False, **kw)
+        except (OSError, ValueError, EOFError) as exc:
+            raise ValueError(f"{what} file {str(path)!r} is not a readable .npy array "
+                             f"({type(exc).__name__}: {exc})") from None
+
+    try:
+        x = load("input", args.input, mmap_mode="r")
+        selected = load("--selected", args.selected) if args.selected else None
+    except ValueError as exc:
+        print(f"smallgan select: {exc}", file=sys.stderr)
         return 2
-    x = np.load(args.input, mmap_mode="r")
-    selected = np.load(args.selected) if args.selected else None
     try:
         idx, radius = kcenter(x, args.k, first=args.first, seed=args.seed, selected=selected,
                               threads=args.threads, return_radius=True)
