@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import gc
+import re
 import subprocess
 import sys
 import threading
@@ -12,6 +13,7 @@ import numpy as np
 import pytest
 
 from smallgan import _core, kcenter, kcenter_async
+from kcenter_reference import box_points, float32_distance_bound, reference_kcenter
 
 
 def gaussian(n, d, seed=0):
@@ -142,3 +144,19 @@ def test_nan_in_background_job_raises_from_result(dtype):
     fut = kcenter_async(x, 10, first=0)
     with pytest.raises(ValueError, match=r"x contains 2 NaN or Inf value\(s\); the first is in row 123"):
         fut.result(timeout=30)
+
+
+@pytest.mark.parametrize("d", [128, 2048])
+def test_float32_distance_bound_in_background_jobs(d):
+    # the same d-dependent bound as kcenter(): rejected above it (from
+    # result()), exact just below it
+    bound = float32_distance_bound(d)
+    bad = kcenter_async(box_points(48, d, 9e17), 5, first=0)
+    with pytest.raises(ValueError, match=rf"for d = {d} columns \|x\| must stay below "
+                                         rf"{re.escape(f'{bound:.4g}')}: rescale x"):
+        bad.result(timeout=30)
+    x = box_points(48, d, 0.99 * bound)
+    idx, dists = kcenter_async(x, 12, first=0, return_distances=True).result(timeout=30)
+    ref_idx, _, ref_dists = reference_kcenter(x, 12, first=0)
+    np.testing.assert_array_equal(idx, ref_idx)
+    np.testing.assert_allclose(dists, ref_dists, rtol=1e-5)
