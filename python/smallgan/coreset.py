@@ -349,7 +349,9 @@ def kcenter_async(x: ArrayLike, k: int, **kwargs) -> Future:
     while the job is still queued.  The input is kept alive until the job is
     done; do not write to it before then.  Pool size: ``SMALLGAN_POOL_THREADS``
     (default min(4, CPUs)); the pool is shut down at interpreter exit, queued
-    jobs are cancelled.
+    jobs are cancelled.  A shutdown (or a resize) cancels only the jobs of the
+    pool it shuts down that have not started; jobs submitted meanwhile go to
+    the next pool and run.
 
     Thread safety: may be called from any thread.  CUDA tensors run the torch
     implementation on the calling thread (the returned Future is already done).
