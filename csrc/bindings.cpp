@@ -104,10 +104,13 @@ struct AsyncJob {
     }
 };
 
+// The current pool, replaced after shutdown() or set_pool_size().  Shared, so
+// a caller holding it never sees it freed under its feet; its jobs hold only
+// its stop token, never the pool itself (a job owning its pool could end up
+// joining its own thread).
 std::mutex g_pool_mu;
-std::unique_ptr<ThreadPool> g_pool;
-std::size_t g_pool_size = 0;               // 0 = default
-std::atomic<bool> g_cancel_pending{false};  // set while shutdown cancels queued jobs
+std::shared_ptr<ThreadPool> g_pool;
+std::size_t g_pool_size = 0;  // 0 = default
 
 std::size_t default_pool_size() {
     if (const char* env = std::getenv("SMALLGAN_POOL_THREADS")) {
@@ -120,10 +123,10 @@ std::size_t default_pool_size() {
     return std::min<std::size_t>(4, hw);
 }
 
-ThreadPool& pool() {
+std::shared_ptr<ThreadPool> pool() {
     std::lock_guard<std::mutex> lock(g_pool_mu);
-    if (!g_pool) g_pool = std::make_unique<ThreadPool>(g_pool_size ? g_pool_size : default_pool_size());
-    return *g_pool;
+    if (!g_pool) g_pool = std::make_shared<ThreadPool>(g_pool_size ? g_pool_size : default_pool_size());
+    return g_pool;
 }
 
 void deliver(const std::shared_ptr<AsyncJob>& job, double radius, int threads_used,
@@ -144,20 +147,23 @@ void deliver(const std::shared_ptr<AsyncJob>& job, double radius, int threads_us
     job->release();
 }
 
-void job_body(const std::shared_ptr<AsyncJob>& job) {
+// `stopping`: the stop token of the pool the job was submitted to.  Once that
+// pool's shutdown has begun, a job that has not started is cancelled (run by
+// shutdown itself for the queued ones, or by a worker that had just dequeued
+// it); the shutdown of any other pool never touches it.
+void job_body(const std::shared_ptr<AsyncJob>& job, const std::atomic<bool>& stopping) {
     {
         py::gil_scoped_acquire gil;
         bool run = false;
-        if (!g_cancel_pending.load()) {
-            try {
+        try {
+            if (!stopping.load())
                 run = job->future.attr("set_running_or_notify_cancel")().cast<bool>();
-            } catch (py::error_already_set& e) {
-                e.discard_as_unraisable("smallgan background job");
-            }
-        } else {
-            job->future.attr("cancel")();
+            else
+                job->future.attr("cancel")();
+        } catch (py::error_already_set& e) {
+            e.discard_as_unraisable("smallgan background job");
         }
-        if (!run) {  // cancelled by the user, or by shutdown
+        if (!run) {  // cancelled by the user, or by its pool's shutdown
             job->release();
             return;
         }
@@ -194,22 +200,23 @@ void submit(const py::array& x, std::int64_t k, std::int64_t first,
     job->keep_x = x;
     job->keep_sel = selected;
     job->future = std::move(future);
-    pool().submit([job] { job_body(job); });
+    std::shared_ptr<ThreadPool> p = pool();
+    p->submit([job, stopping = p->stop_token()] { job_body(job, *stopping); });
 }
 
-// Called at interpreter exit (atexit, registered by coreset.py) and by tests:
-// queued jobs are cancelled, running ones finish and deliver, workers exit.
+// Called at interpreter exit (atexit, registered by coreset.py), by
+// set_pool_size and by tests: jobs of this pool that have not started are
+// cancelled, running ones finish and deliver, workers exit.  A submit that
+// comes meanwhile starts the next pool, whose jobs this shutdown never sees.
 void shutdown() {
-    std::unique_ptr<ThreadPool> p;
+    std::shared_ptr<ThreadPool> p;
     {
         std::lock_guard<std::mutex> lock(g_pool_mu);
         p = std::move(g_pool);
     }
     if (!p) return;
-    auto pending = p->stop();
-    g_cancel_pending.store(true);
+    auto pending = p->stop();     // sets p's stop token
     for (auto& j : pending) j();  // each cancels its Future and drops its references (GIL held)
-    g_cancel_pending.store(false);
     py::gil_scoped_release nogil;  // running jobs need the GIL to deliver
     p->join();
 }
@@ -249,14 +256,19 @@ PYBIND11_MODULE(_core, m) {
     });
     m.def("set_pool_size", [](std::size_t n) {
         if (n < 1) throw std::invalid_argument("pool size must be >= 1");
+        {
+            // first: a submit while shutdown() below waits for running jobs
+            // (GIL released) starts a pool of the new size already
+            std::lock_guard<std::mutex> lock(g_pool_mu);
+            g_pool_size = n;
+        }
         shutdown();  // the next submit starts a pool of the new size
-        std::lock_guard<std::mutex> lock(g_pool_mu);
-        g_pool_size = n;
     });
     m.def("_after_fork_child", [] {
         // The pool's threads do not exist in a forked child; its mutexes may be
-        // in any state.  Leak the old object rather than touch it.
-        (void)g_pool.release();
+        // in any state.  Leak the old object rather than touch it (moving the
+        // shared_ptr out touches neither the pool nor its reference count).
+        (void)new std::shared_ptr<ThreadPool>(std::move(g_pool));
         new (&g_pool_mu) std::mutex();
     });
     m.def("simd_level", [] { return std::string(simd_level_name(default_simd_level())); });

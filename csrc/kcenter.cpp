@@ -41,17 +41,30 @@ AlignedBuf aligned_floats(std::size_t count) {
     return AlignedBuf(static_cast<float*>(p));
 }
 
-// Squared distances are computed in float32: beyond this magnitude a squared
-// difference can overflow to inf and every distance would tie.
-constexpr double kMaxAbs = 1e18;
+// Squared distances are summed in float32.  The largest one x allows, between
+// opposite corners of [-m, m]^d with m = max|x|, is d * (2m)^2; once it
+// overflows, distances become inf, every candidate ties and the picks fall to
+// the lowest indices.  So the bound on |x| depends on d: m < sqrt(FLT_MAX / d) / 4
+// keeps d * (2m)^2 <= FLT_MAX / 4.  The factor 4 covers float32 rounding
+// (converting, subtracting, squaring, then summing d terms grows a value by at
+// most (1 + 2^-24)^(d + 8) < exp((d + 8) * 2^-24)), which stays below 4 up to
+// d = 2.3e7 columns; beyond that the growth itself replaces the 4.
+// python/smallgan/coreset.py (_max_abs) mirrors this for the torch path.
+double max_abs_for(std::int64_t d) {
+    const double growth = std::max(4.0, std::exp(static_cast<double>(d + 8) * 0x1p-24));
+    return 0.5 * std::sqrt(static_cast<double>(std::numeric_limits<float>::max()) /
+                           (static_cast<double>(d) * growth));
+}
 
 // Copies blocks [b0, b1) of x into the blocked float32 layout (distance.hpp),
 // converting float64 and following any strides; padding rows are zero.
-// Returns false if a value is NaN, Inf or |v| >= kMaxAbs (one compare per
-// value, fused into the copy; the details are found only on that error path).
+// Returns false if a value is NaN, Inf or |v| >= max_abs_for(d) (one compare
+// per value, fused into the copy; the details are found only on that error
+// path).
 template <typename T>
 bool pack_blocks(const T* x, std::int64_t n, std::int64_t d, std::int64_t rs, std::int64_t cs,
                  float* P, std::size_t b0, std::size_t b1) {
+    const T limit = static_cast<T>(max_abs_for(d));
     bool ok = true;
     for (std::size_t b = b0; b < b1; ++b) {
         float* blk = P + b * d * kBlock;
@@ -61,7 +74,7 @@ bool pack_blocks(const T* x, std::int64_t n, std::int64_t d, std::int64_t rs, st
                 const T* row = x + i * rs;
                 for (std::int64_t j = 0; j < d; ++j) {
                     const T v = row[j * cs];
-                    ok &= std::fabs(v) < static_cast<T>(kMaxAbs);  // false for NaN too
+                    ok &= std::fabs(v) < limit;  // false for NaN too
                     blk[j * kBlock + l] = static_cast<float>(v);
                 }
             } else {
@@ -79,7 +92,8 @@ bool pack(const KCenterInput& in, float* P, std::size_t b0, std::size_t b1) {
 }
 
 // The error for a rejected x: how many NaN/Inf values and the first row, or
-// the largest magnitude.  Same wording as the Python-side checks.
+// the largest magnitude, the bound and d.  Same wording as the Python-side
+// checks.
 template <typename T>
 std::string describe_bad_values(const T* x, std::int64_t n, std::int64_t d, std::int64_t rs, std::int64_t cs) {
     std::int64_t count = 0, first_row = -1;
@@ -93,14 +107,15 @@ std::string describe_bad_values(const T* x, std::int64_t n, std::int64_t d, std:
                 largest = std::max(largest, std::fabs(v));
             }
         }
-    char buf[200];
+    char buf[256];
     if (count > 0)
         std::snprintf(buf, sizeof buf, "x contains %lld NaN or Inf value(s); the first is in row %lld",
                       static_cast<long long>(count), static_cast<long long>(first_row));
     else
         std::snprintf(buf, sizeof buf,
-                      "x has values up to %.3g in magnitude; distances are computed in float32, "
-                      "so |x| must stay below %.0e: rescale x", largest, kMaxAbs);
+                      "x has values up to %.4g in magnitude; distances are computed in float32, "
+                      "so for d = %lld columns |x| must stay below %.4g: rescale x",
+                      largest, static_cast<long long>(d), max_abs_for(d));
     return buf;
 }
 

@@ -3,12 +3,19 @@
 // Python-free on purpose: jobs are plain callables.  The binding wraps each
 // job so that it takes the GIL only to start (notify the Future) and to
 // deliver its result; the k-center work itself runs with no GIL.
+//
+// Each pool has its own stop flag (stop_token()), set when its stop() begins.
+// A job captures its own pool's token to learn whether to start or cancel
+// itself: a flag shared by all pools would let one pool's shutdown cancel the
+// jobs of the pool that replaces it.
 #pragma once
 
+#include <atomic>
 #include <condition_variable>
 #include <cstddef>
 #include <deque>
 #include <functional>
+#include <memory>
 #include <mutex>
 #include <stdexcept>
 #include <thread>
@@ -19,6 +26,10 @@ namespace smallgan {
 class ThreadPool {
 public:
     using Job = std::function<void()>;
+    // True once this pool's stop() has begun.  Shared, so a job may hold it
+    // (and a pending job handed back by stop() may read it) after the pool
+    // itself is gone.
+    using StopToken = std::shared_ptr<const std::atomic<bool>>;
 
     explicit ThreadPool(std::size_t workers) {
         if (workers == 0) workers = 1;
@@ -33,6 +44,8 @@ public:
 
     std::size_t size() const { return threads_.size(); }
 
+    StopToken stop_token() const { return stop_flag_; }
+
     // Queues a job; throws std::runtime_error once the pool is stopping.
     void submit(Job job) {
         {
@@ -46,6 +59,7 @@ public:
     // Stops accepting work and hands back the jobs that never started, so the
     // caller can cancel them in its own context (for us: with the GIL held).
     std::deque<Job> stop() {
+        stop_flag_->store(true);  // before the queue is emptied: no job starts unwarned
         std::deque<Job> pending;
         {
             std::lock_guard<std::mutex> lock(mu_);
@@ -92,6 +106,7 @@ private:
     std::condition_variable cv_;
     std::deque<Job> queue_;
     bool stopping_ = false;
+    std::shared_ptr<std::atomic<bool>> stop_flag_ = std::make_shared<std::atomic<bool>>(false);
     std::vector<std::thread> threads_;
 };
 

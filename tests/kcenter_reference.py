@@ -84,3 +84,18 @@ def assert_valid_greedy(x, picks, first=None, selected=()):
         mind = np.minimum(mind, sqdist_to(x, p))
         mind[p] = -1.0
     return np.sqrt(max(mind.max(), 0.0))
+
+
+def float32_distance_bound(d: int) -> float:
+    """The documented largest |x| for d columns: sqrt(FLT_MAX / d) / 4, so that
+    the largest squared distance, d * (2 * max|x|)^2, is at most FLT_MAX / 4."""
+    return float(np.sqrt(float(np.finfo(np.float32).max) / d) / 4)
+
+
+def box_points(n: int, d: int, magnitude: float, dtype=np.float64, seed: int = 0) -> np.ndarray:
+    """n points uniform in [-magnitude, magnitude]^d, rows 3 and 7 at opposite
+    corners: the largest squared distance the box allows, d * (2 * magnitude)^2."""
+    x = np.random.default_rng(seed).uniform(-1.0, 1.0, size=(n, d)) * magnitude
+    x[3] = magnitude
+    x[7] = -magnitude
+    return x.astype(dtype)

@@ -1,6 +1,7 @@
 """smallgan.kcenter against an independent float64 brute force (tests/kcenter_reference.py)."""
 from __future__ import annotations
 
+import re
 import threading
 
 import numpy as np
@@ -10,7 +11,8 @@ from hypothesis.extra import numpy as hnp
 
 import smallgan
 from smallgan import _core, kcenter
-from kcenter_reference import assert_valid_greedy, objective, reference_kcenter
+from kcenter_reference import (assert_valid_greedy, box_points, float32_distance_bound, objective,
+                               reference_kcenter)
 
 LEVELS = list(_core.available_simd_levels())
 
@@ -301,6 +303,38 @@ def test_values_beyond_float32_distance_range_rejected():
     # |x| = 1e17 is accepted and its squared distances (8e34) fit in float32
     idx, radius = kcenter(x / 1e291, 2, first=0, return_radius=True)
     assert idx.tolist() == [0, 1] and radius == 0.0
+
+
+# Squared distances are summed in float32.  The bound on |x| depends on d: at
+# 2048 columns, |x| = 9e17 (below a flat 1e18) already overflowed every
+# distance to inf and the picks fell to the lowest indices.
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("d", [128, 2048])
+@pytest.mark.parametrize("factor", [1.01, None])  # None: 9e17, inside the old flat bound
+def test_values_above_the_d_dependent_bound_rejected(d, dtype, factor):
+    bound = float32_distance_bound(d)
+    magnitude = bound * factor if factor else 9e17
+    x = box_points(48, d, magnitude, dtype)
+    largest = float(np.abs(x).max())
+    assert largest > bound
+    msg = (rf"x has values up to {re.escape(f'{largest:.4g}')} in magnitude; distances are computed "
+           rf"in float32, so for d = {d} columns \|x\| must stay below {re.escape(f'{bound:.4g}')}: rescale x")
+    with pytest.raises(ValueError, match=msg):
+        kcenter(x, 5, first=0)
+
+
+@pytest.mark.parametrize("level", LEVELS)
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("d", [128, 2048])
+def test_values_just_below_the_bound_are_exact(d, dtype, level):
+    x = box_points(48, d, 0.99 * float32_distance_bound(d), dtype)
+    idx, radius, dists = kcenter(x, 12, first=0, return_radius=True, return_distances=True, _simd=level)
+    ref_idx, ref_radius, ref_dists = reference_kcenter(x, 12, first=0)
+    np.testing.assert_array_equal(idx, ref_idx)
+    assert np.isfinite(dists[1:]).all() and np.isfinite(radius)
+    np.testing.assert_allclose(dists, ref_dists, rtol=1e-5)
+    assert radius == pytest.approx(ref_radius, rel=1e-5)
 
 
 # ---------------------------------------------------------------- property tests

@@ -1,13 +1,15 @@
 """kcenter on torch tensors: parity with numpy, zero copy, the device fallback."""
 from __future__ import annotations
 
+import re
+
 import numpy as np
 import pytest
 
 torch = pytest.importorskip("torch")  # torch is an optional dependency of the engine
 
 from smallgan import coreset, kcenter  # noqa: E402
-from kcenter_reference import reference_kcenter  # noqa: E402
+from kcenter_reference import box_points, float32_distance_bound, reference_kcenter  # noqa: E402
 
 
 def test_numpy_torch_parity():
@@ -70,7 +72,8 @@ def test_nan_tensor_rejected():
 def _device_path(x, k, **kw):
     req = coreset._Request(x, k, kw.get("first"), kw.get("seed"), kw.get("selected"),
                            kw.get("return_radius", False), kw.get("return_distances", False), None, None)
-    req.cuda_tensor = x.detach()
+    # the device path's own validation, then its traversal (as for a CUDA tensor)
+    req._init_device_tensor(x, k, kw.get("first"), kw.get("seed"), kw.get("selected"))
     return coreset._kcenter_torch(req)
 
 
@@ -90,6 +93,26 @@ def test_torch_device_path_duplicates():
     x = torch.zeros(6, 2)
     x[4] = 1.0
     np.testing.assert_array_equal(_device_path(x, 6, first=2).numpy(), [2, 4, 0, 1, 3, 5])
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+@pytest.mark.parametrize("d", [128, 2048])
+def test_torch_device_path_float32_distance_bound(d, dtype):
+    # the same d-dependent bound and message as the engine's
+    bound = float32_distance_bound(d)
+    for magnitude in (1.01 * bound, 9e17):
+        x = torch.from_numpy(box_points(48, d, magnitude)).to(dtype)
+        largest = float(x.abs().max())
+        with pytest.raises(ValueError, match=rf"x has values up to {re.escape(f'{largest:.4g}')} in magnitude; "
+                                             rf".* for d = {d} columns \|x\| must stay below "
+                                             rf"{re.escape(f'{bound:.4g}')}: rescale x"):
+            _device_path(x, 5, first=0)
+    x = torch.from_numpy(box_points(48, d, 0.99 * bound)).to(dtype)
+    idx, r, dist = _device_path(x, 12, first=0, return_radius=True, return_distances=True)
+    ref_idx, ref_r, ref_dist = reference_kcenter(x.numpy(), 12, first=0)
+    np.testing.assert_array_equal(idx.numpy(), ref_idx)
+    np.testing.assert_allclose(dist.numpy(), ref_dist, rtol=1e-5)
+    assert r == pytest.approx(ref_r, rel=1e-5)
 
 
 @pytest.mark.gpu

@@ -1,8 +1,12 @@
 """Fréchet distance against closed forms, its robustness, caching and labels."""
 from __future__ import annotations
 
+import warnings
+
+import mpmath
 import numpy as np
 import pytest
+import scipy.linalg
 import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -97,11 +101,163 @@ def test_rank_deficient_covariances_finite_and_correct() -> None:
 
 
 def test_not_psd_is_rejected() -> None:
-    with pytest.raises(ValueError, match="complex square root"):
+    # invertible or singular, either argument: named, with the eigenvalue
+    with pytest.raises(ValueError, match=r"sigma1 is not positive semi-definite \(eigenvalue -4\)"):
         F.frechet_distance(np.zeros(2), np.diag([1.0, -4.0]), np.zeros(2), np.eye(2))
-    # singular and indefinite: caught on the symmetric route
-    with pytest.raises(ValueError, match="sigma1 is not positive semi-definite"):
+    with pytest.raises(ValueError, match=r"sigma1 is not positive semi-definite \(eigenvalue -4\)"):
         F.frechet_distance(np.zeros(2), np.diag([0.0, -4.0]), np.zeros(2), np.eye(2))
+    with pytest.raises(ValueError, match=r"sigma2 is not positive semi-definite \(sigma1\^\(1/2\) "
+                                         r"sigma2 sigma1\^\(1/2\) has eigenvalue -4\)"):
+        F.frechet_distance(np.zeros(2), np.eye(2), np.zeros(2), np.diag([1.0, -4.0]))
+
+
+def test_commuting_covariances_closed_form() -> None:
+    # S1 = Q diag(a) Q^T, S2 = Q diag(b) Q^T commute: Tr((S1 S2)^1/2) = sum sqrt(a_i b_i)
+    rng = np.random.default_rng(4)
+    q, _ = np.linalg.qr(rng.normal(size=(24, 24)))
+    a, b = rng.uniform(0.05, 5, size=24), rng.uniform(0.05, 5, size=24)
+    mu1, mu2 = rng.normal(size=24), rng.normal(size=24)
+    expect = np.sum((mu1 - mu2) ** 2) + np.sum(a + b - 2 * np.sqrt(a * b))
+    got = F.frechet_distance(mu1, q @ np.diag(a) @ q.T, mu2, q @ np.diag(b) @ q.T)
+    assert got == pytest.approx(expect, rel=1e-10)
+
+
+def test_identical_rank_deficient_statistics_give_zero() -> None:
+    x = np.random.default_rng(5).normal(size=(50, 256)) * np.linspace(0.1, 3, 256)
+    mu, s = F.feature_statistics(x)
+    assert F.frechet_distance(mu, s, mu, s) == 0.0
+
+
+# High-precision reference: Tr((S1 S2)^1/2) is by definition the sum of the
+# square roots of the eigenvalues of S1 S2 (real and >= 0 for PSD inputs).
+# mpmath computes them at 50 digits from the exact float64 inputs, with its
+# general (non-symmetric) eigensolver: nothing in common with the route under
+# test but the definition.
+
+def _mp_frechet(mu1, s1, mu2, s2) -> float:
+    with mpmath.workdps(50):
+        ev = mpmath.eig(mpmath.matrix(s1.tolist()) * mpmath.matrix(s2.tolist()),
+                        left=False, right=False)
+        tr = mpmath.fsum(mpmath.sqrt(max(mpmath.re(e), 0)) for e in ev)
+        value = (mpmath.fsum((mpmath.mpf(a) - mpmath.mpf(b)) ** 2 for a, b in zip(mu1, mu2))
+                 + mpmath.fsum(mpmath.mpf(v) for v in np.diagonal(s1))
+                 + mpmath.fsum(mpmath.mpf(v) for v in np.diagonal(s2)) - 2 * tr)
+        return float(value)
+
+
+def test_mpmath_reference_agrees_with_mpmath_sqrtm() -> None:
+    # the reference itself, checked once against mpmath's matrix square root
+    # (which converges only on well-conditioned products)
+    rng = np.random.default_rng(6)
+    s1, s2 = _spd(rng, 4), _spd(rng, 4)
+    with mpmath.workdps(50):
+        root = mpmath.sqrtm(mpmath.matrix(s1.tolist()) * mpmath.matrix(s2.tolist()))
+        tr = float(mpmath.re(sum(root[i, i] for i in range(4))))
+    zero = np.zeros(4)
+    assert _mp_frechet(zero, s1, zero, s2) == pytest.approx(np.trace(s1) + np.trace(s2) - 2 * tr,
+                                                            rel=1e-14)
+
+
+@pytest.mark.parametrize("d, r1, r2", [(4, 2, 3), (4, 1, 1), (6, 3, 4), (6, 2, 2), (6, 5, 3)])
+def test_rank_deficient_against_mpmath(d: int, r1: int, r2: int) -> None:
+    # S = A A^T with small integer A: exactly rank-deficient in float64
+    rng = np.random.default_rng(d * 100 + r1 * 10 + r2)
+    a, b = rng.integers(-5, 6, size=(d, r1)).astype(float), rng.integers(-5, 6, size=(d, r2)).astype(float)
+    s1, s2 = a @ a.T, b @ b.T
+    mu1, mu2 = rng.normal(size=d), rng.normal(size=d)
+    got = F.frechet_distance(mu1, s1, mu2, s2)
+    scale = np.trace(s1) + np.trace(s2)
+    assert abs(got - _mp_frechet(mu1, s1, mu2, s2)) <= 1e-7 * scale
+
+
+@pytest.mark.parametrize("cond", [1e3, 1e6, 1e10, 1e14])
+@pytest.mark.parametrize("d", [4, 6])
+def test_ill_conditioned_against_mpmath(d: int, cond: float) -> None:
+    rng = np.random.default_rng(int(np.log10(cond)) + d)
+    q1, _ = np.linalg.qr(rng.normal(size=(d, d)))
+    q2, _ = np.linalg.qr(rng.normal(size=(d, d)))
+    s1 = q1 @ np.diag(np.geomspace(1.0, 1.0 / cond, d)) @ q1.T
+    s2 = q2 @ np.diag(np.geomspace(1.0 / cond, 1.0, d)) @ q2.T
+    s1, s2 = (s1 + s1.T) / 2, (s2 + s2.T) / 2
+    mu1, mu2 = rng.normal(size=d), rng.normal(size=d)
+    got = F.frechet_distance(mu1, s1, mu2, s2)
+    scale = np.trace(s1) + np.trace(s2)
+    assert abs(got - _mp_frechet(mu1, s1, mu2, s2)) <= 1e-7 * scale
+
+
+def _sqrtm_that_warns(a):
+    # like SciPy >= 1.16 on a product it deems singular or ill-conditioned
+    root = _REAL_SQRTM(a)
+    warnings.warn("Matrix is singular.", scipy.linalg.LinAlgWarning, stacklevel=2)
+    return root
+
+
+def _sqrtm_that_is_silent(a):
+    # like SciPy < 1.16, which had no LinAlgWarning for it
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", scipy.linalg.LinAlgWarning)
+        return _REAL_SQRTM(a)
+
+
+_REAL_SQRTM = scipy.linalg.sqrtm
+
+
+@pytest.mark.parametrize("rank", [6, 3])
+def test_value_does_not_depend_on_scipy_sqrtm_warnings(monkeypatch, rank: int) -> None:
+    # The same statistics must give the same number on every SciPy version,
+    # whether or not its sqrtm flags the product.
+    rng = np.random.default_rng(7)
+    mu1, mu2 = rng.normal(size=6), rng.normal(size=6)
+    s1, s2 = _spd(rng, 6), _spd(rng, 6, rank)
+    values = []
+    for sqrtm in (_sqrtm_that_warns, _sqrtm_that_is_silent):
+        monkeypatch.setattr(scipy.linalg, "sqrtm", sqrtm)
+        values.append(F.frechet_distance(mu1, s1, mu2, s2))
+    assert values[0] == values[1]
+    assert abs(values[0] - _mp_frechet(mu1, s1, mu2, s2)) <= 1e-7 * (np.trace(s1) + np.trace(s2))
+
+
+def _pytorch_fid(mu1, sigma1, mu2, sigma2, eps=1e-6) -> float:
+    """pytorch-fid's calculate_frechet_distance (src/pytorch_fid/fid_score.py,
+    v0.3.0), written out: scipy sqrtm of the product; if that is not finite,
+    eps * I added to both covariances; then the real part. (Its
+    ``disp=False`` is dropped: deprecated since SciPy 1.16, same root.)"""
+    diff = mu1 - mu2
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", scipy.linalg.LinAlgWarning)
+        covmean = scipy.linalg.sqrtm(sigma1.dot(sigma2))
+        if not np.isfinite(covmean).all():
+            offset = np.eye(sigma1.shape[0]) * eps
+            covmean = scipy.linalg.sqrtm((sigma1 + offset).dot(sigma2 + offset))
+    if np.iscomplexobj(covmean):
+        if not np.allclose(np.diagonal(covmean).imag, 0, atol=1e-3):
+            raise ValueError(f"Imaginary component {np.max(np.abs(covmean.imag))}")
+        covmean = covmean.real
+    return float(diff.dot(diff) + np.trace(sigma1) + np.trace(sigma2) - 2 * np.trace(covmean))
+
+
+@pytest.mark.parametrize("d, n", [(8, 100), (64, 1000), (128, 1000)])
+def test_agrees_with_pytorch_fid_on_well_conditioned_statistics(d: int, n: int) -> None:
+    rng = np.random.default_rng(d)
+    x = rng.normal(size=(n, d)) @ rng.normal(size=(d, d))
+    y = rng.normal(loc=0.3, size=(n, d)) @ rng.normal(size=(d, d))
+    (mu1, s1), (mu2, s2) = F.feature_statistics(x), F.feature_statistics(y)
+    assert F.frechet_distance(mu1, s1, mu2, s2) == pytest.approx(_pytorch_fid(mu1, s1, mu2, s2),
+                                                                 rel=1e-6)
+
+
+def test_pytorch_fid_offset_is_biased_where_ours_is_exact() -> None:
+    # Where pytorch-fid takes its fallback, the eps * I offset moves the value
+    # by about 2 sqrt(eps * s) per direction null in one covariance only.
+    s1, s2 = np.diag([4.0, 0.0, 0.0]), np.diag([1.0, 0.0, 2.0])
+    mu1, mu2 = np.zeros(3), np.ones(3)
+    exact = 3.0 + (4 + 1 - 2 * 2) + 2.0
+    assert F.frechet_distance(mu1, s1, mu2, s2) == pytest.approx(exact, abs=1e-12)
+    eps = 1e-6
+    offset = np.eye(3) * eps
+    root = scipy.linalg.sqrtm((s1 + offset) @ (s2 + offset))  # pytorch-fid's fallback branch
+    with_offset = 3.0 + np.trace(s1) + np.trace(s2) - 2 * np.trace(root.real)
+    assert exact - with_offset == pytest.approx(2 * (np.sqrt(eps * 2) + eps) + 2.5 * eps, rel=1e-3)
 
 
 @pytest.mark.parametrize("args, match", [

@@ -8,6 +8,7 @@ engine itself only sees well-formed float32/float64 arrays.
 from __future__ import annotations
 
 import atexit
+import math
 import numbers
 import os
 import sys
@@ -57,11 +58,19 @@ def _check_dtype(kind: str, dtype: Any) -> None:
         raise TypeError(f"x must be a real numeric array, got dtype {dtype}")
 
 
-# Distances are computed in float32: beyond this magnitude a squared
-# difference can overflow to inf.  The engine checks NaN/Inf and this bound
-# while it copies x into its layout (csrc/kcenter.cpp, same messages); the
-# torch device path checks here.
-_MAX_ABS = 1e18
+# Squared distances are summed in float32, so the bound on |x| depends on d:
+# |x| < sqrt(FLT_MAX / d) / 4 keeps the largest squared distance x allows,
+# d * (2 max|x|)^2, at most FLT_MAX / 4 (the 4 covers float32 rounding; past
+# d = 2.3e7 columns the bound tightens to cover it).  The engine checks NaN/Inf
+# and this bound while it copies x into its layout (csrc/kcenter.cpp,
+# max_abs_for, same formula and messages); the torch device path checks here.
+_FLT_MAX = float(np.finfo(np.float32).max)
+
+
+def _max_abs(d: int) -> float:
+    """Largest |x| accepted for ``d`` columns (exclusive)."""
+    growth = max(4.0, math.exp((d + 8) * 2.0 ** -24))
+    return 0.5 * math.sqrt(_FLT_MAX / (d * growth))
 
 
 def _to_numpy_2d(x: Any) -> np.ndarray:
@@ -180,9 +189,10 @@ class _Request:
             row = int(torch.nonzero(bad.any(dim=1))[0, 0])
             raise ValueError(f"x contains {int(bad.sum())} NaN or Inf value(s); the first is in row {row}")
         largest = float(xt.abs().max())
-        if largest >= _MAX_ABS:
-            raise ValueError(f"x has values up to {largest:.3g} in magnitude; distances are computed in "
-                             f"float32, so |x| must stay below {_MAX_ABS:.0e}: rescale x")
+        if largest >= _max_abs(d):
+            raise ValueError(f"x has values up to {largest:.4g} in magnitude; distances are computed in "
+                             f"float32, so for d = {d} columns |x| must stay below {_max_abs(d):.4g}: "
+                             "rescale x")
         if self.first is None and self.selected.size == 0:
             self.first = int(np.random.default_rng(seed).integers(n))
         self.cuda_tensor = xt
@@ -235,8 +245,11 @@ def kcenter(
         converted row by row inside the engine, ints/float16 are converted
         first), any strides; or a torch tensor: on CPU zero-copy when float32
         or float64; on CUDA a torch implementation on the same device.
-        ``requires_grad`` tensors are fine (read only).  Distances are computed
-        in float32.
+        ``requires_grad`` tensors are fine (read only).  Squared distances are
+        summed in float32, so ``|x|`` must stay below ``sqrt(FLT_MAX / d) / 4``
+        (about ``4.6e18 / sqrt(d)``: 4.07e17 at d = 128, 1.02e17 at
+        d = 2048), which keeps the largest squared distance,
+        ``d * (2 * max|x|)**2``, finite with a margin for rounding.
     k : int
         Number of new centres, ``1 <= k <= n - len(selected)``.
     first : int, optional
@@ -276,8 +289,10 @@ def kcenter(
     Raises
     ------
     ValueError
-        x not 2-D or empty, NaN/Inf in x, k out of range, ``first`` or
-        ``selected`` out of range or duplicated.
+        x not 2-D or empty, NaN/Inf in x, ``|x|`` at or above the float32
+        bound for its ``d`` (the message gives the largest value, ``d`` and
+        the bound), k out of range, ``first`` or ``selected`` out of range or
+        duplicated.
     TypeError
         Complex or object dtype, non-integer k/first/threads.
 
@@ -334,7 +349,9 @@ def kcenter_async(x: ArrayLike, k: int, **kwargs) -> Future:
     while the job is still queued.  The input is kept alive until the job is
     done; do not write to it before then.  Pool size: ``SMALLGAN_POOL_THREADS``
     (default min(4, CPUs)); the pool is shut down at interpreter exit, queued
-    jobs are cancelled.
+    jobs are cancelled.  A shutdown (or a resize) cancels only the jobs of the
+    pool it shuts down that have not started; jobs submitted meanwhile go to
+    the next pool and run.
 
     Thread safety: may be called from any thread.  CUDA tensors run the torch
     implementation on the calling thread (the returned Future is already done).
