@@ -391,30 +391,37 @@ def test_worker_seeds_depend_on_the_config_seed_not_the_global_rng(tmp_path):
 
 
 _CTRL_C_WITH_WORKERS = """
-import sys, numpy as np, torch
+import sys, numpy as np, torch, torch.multiprocessing as mp
 from smallgan.data.points import PointDataset, collate_rows
 from smallgan.models.mlp import MLPDiscriminator, MLPGenerator
 from smallgan.training.trainer import RealData, TrainConfig, Trainer, TrainingInterrupted
-pts = np.random.default_rng(0).normal(size=(4096, 2)).astype(np.float32)
-cfg = TrainConfig(steps=10_000_000, batch_size=16, z_dim=2, num_workers=2, sampling="coreset",
-                  progress=False, tensorboard=False, checkpoint_every=0, log_every=0,
-                  sample_every=0)
-t = Trainer(cfg, MLPGenerator(2, 8), MLPDiscriminator(2, 8),
-            RealData(PointDataset(torch.from_numpy(pts)), pts, collate_rows), sys.argv[1])
-try:
-    t.fit()
-except TrainingInterrupted as exc:
-    print("STOPPED", exc.step, flush=True)
-    sys.exit(130)
+if __name__ == "__main__":
+    mp.set_start_method(sys.argv[2])
+    pts = np.random.default_rng(0).normal(size=(1024, 2)).astype(np.float32)
+    cfg = TrainConfig(steps=10_000_000, batch_size=16, z_dim=2, num_workers=2,
+                      sampling="coreset", progress=False, tensorboard=False,
+                      checkpoint_every=0, log_every=0, sample_every=0)
+    t = Trainer(cfg, MLPGenerator(2, 8), MLPDiscriminator(2, 8),
+                RealData(PointDataset(torch.from_numpy(pts)), pts, collate_rows), sys.argv[1])
+    try:
+        t.fit()
+    except TrainingInterrupted as exc:
+        print("STOPPED", exc.step, flush=True)
+        sys.exit(130)
 """
 
 
-def test_ctrl_c_with_dataloader_workers_still_checkpoints(tmp_path):
+# spawn: workers start with Python's default SIGINT handler (the old code
+# lost them: "DataLoader worker exited unexpectedly"); fork: they inherit ours
+@pytest.mark.parametrize("start_method", ["fork", "spawn"])
+def test_ctrl_c_with_dataloader_workers_still_checkpoints(tmp_path, start_method):
     # a terminal's Ctrl-C reaches the whole process group, workers included
     import os
 
     out = tmp_path / "run"
-    proc = subprocess.Popen([sys.executable, "-c", _CTRL_C_WITH_WORKERS, str(out)],
+    script = tmp_path / "train.py"  # spawn needs an importable __main__
+    script.write_text(_CTRL_C_WITH_WORKERS)
+    proc = subprocess.Popen([sys.executable, str(script), str(out), start_method],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                             start_new_session=True)
     try:
@@ -423,7 +430,7 @@ def test_ctrl_c_with_dataloader_workers_still_checkpoints(tmp_path):
             assert proc.poll() is None, proc.communicate()[1]
             assert time.monotonic() < deadline, "training did not start"
             time.sleep(0.05)
-        time.sleep(1.5)  # workers started and batches flowing
+        time.sleep(4.0)  # workers started (several epochs of 64 batches) and batches flowing
         os.killpg(proc.pid, signal.SIGINT)
         stdout, err = proc.communicate(timeout=60)
     finally:

@@ -20,6 +20,8 @@ Statistics are stored as ``.npz`` with ``mu`` and ``sigma`` (as pytorch-fid),
 plus ``n`` and ``feature`` so a cache is never reused under another protocol.
 
 >>> import numpy as np
+
+from smallgan.atomic import atomic_write
 >>> frechet_distance(np.zeros(3), np.eye(3), np.ones(3), np.eye(3))
 3.0
 """
@@ -229,10 +231,7 @@ def save_statistics(path: PathLike, mu: np.ndarray, sigma: np.ndarray, *, n: int
     (temp file + rename), so an interrupted run never leaves a half file."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    with open(tmp, "wb") as fh:
-        np.savez(fh, mu=mu, sigma=sigma, n=np.int64(n), feature=np.str_(feature))
-    os.replace(tmp, path)
+    atomic_write(path, lambda fh: np.savez(fh, mu=mu, sigma=sigma, n=np.int64(n), feature=np.str_(feature)))
     return path
 
 

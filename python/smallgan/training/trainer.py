@@ -53,6 +53,7 @@ Example
 """
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 import math
@@ -320,6 +321,27 @@ def _ignore_sigint(worker_id: int) -> None:  # noqa: ARG001
     # them too; they must outlive it so the main process can finish its step
     # and write the checkpoint.  The main process shuts them down after.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
+@contextlib.contextmanager
+def _sigint_blocked(block: bool) -> Iterator[None]:
+    """Block SIGINT in this thread while DataLoader workers start.
+
+    A child inherits the signal mask (through fork and exec), so workers
+    start with SIGINT blocked and a Ctrl-C during their start-up (seconds
+    with the spawn and forkserver start methods) cannot kill them before
+    ``_ignore_sigint`` runs.  A Ctrl-C that arrives meanwhile reaches this
+    process when the block ends.
+    """
+    if not (block and hasattr(signal, "pthread_sigmask")
+            and threading.current_thread() is threading.main_thread()):
+        yield
+        return
+    old = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
+    try:
+        yield
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, old)
 
 
 def _loader_seed(seed: int, epoch: int) -> int:
@@ -642,7 +664,9 @@ class Trainer:
                                     generator=torch.Generator().manual_seed(
                                         _loader_seed(self._real_seed, epoch)),
                                     worker_init_fn=_ignore_sigint if workers else None)
-                yield from loader
+                with _sigint_blocked(workers > 0):
+                    batches = iter(loader)  # starts the workers
+                yield from batches
                 epoch, skip = epoch + 1, 0
 
         return gen()
