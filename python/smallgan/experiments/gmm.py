@@ -328,6 +328,9 @@ def add_config_arguments(parser: argparse.ArgumentParser, *, single: bool = True
                         help="default %(default)s")
     parser.add_argument("--prior-factor", type=int, default=d.prior_factor, help="default %(default)s")
     parser.add_argument("--target-factor", type=int, default=d.target_factor, help="default %(default)s")
+    parser.add_argument("--eval-every", type=int, default=d.eval_every,
+                        help="steps between evaluations on n_eval samples, the learning "
+                             "curve in metrics.csv (default: steps // 10)")
     parser.add_argument("--threads", type=int, default=d.threads,
                         help="torch CPU threads (default %(default)s)")
     parser.add_argument("--device", default=d.device, help="torch device (default %(default)s)")

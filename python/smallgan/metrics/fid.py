@@ -20,8 +20,6 @@ Statistics are stored as ``.npz`` with ``mu`` and ``sigma`` (as pytorch-fid),
 plus ``n`` and ``feature`` so a cache is never reused under another protocol.
 
 >>> import numpy as np
-
-from smallgan.atomic import atomic_write
 >>> frechet_distance(np.zeros(3), np.eye(3), np.ones(3), np.eye(3))
 3.0
 """
@@ -35,6 +33,8 @@ from pathlib import Path
 from typing import Callable, Iterable, Optional, Union
 
 import numpy as np
+
+from smallgan.atomic import atomic_write
 
 __all__ = [
     "frechet_distance",
