@@ -174,6 +174,43 @@ def _to_device(z: np.ndarray, device: torch.device) -> torch.Tensor:
     return out if device.type == "cpu" else out.to(device)
 
 
+class _Source:
+    """What the four samplers share: wait clocks and ``with`` closing them."""
+
+    _clock: WaitClock
+
+    @property
+    def last_wait_s(self) -> float:
+        """Seconds the last ``next()`` blocked on its batch (selection or draw)."""
+        return self._clock.last_s
+
+    @property
+    def wait_s(self) -> float:
+        """Seconds all ``next()`` calls blocked."""
+        return self._clock.total_s
+
+    def _init_prior(self, dim: Any, batch_size: Any, distribution: Any, seed: Any, device: Any,
+                    start: Any, num_replicas: Any, rank: Any) -> None:
+        # the arguments both priors take, checked the same way
+        self.dim = check_int("dim", dim, 1)
+        self.batch_size = check_int("batch_size", batch_size, 1)
+        self.distribution = check_choice("distribution", distribution, DISTRIBUTIONS)
+        self.seed = check_seed(seed)
+        self.device = _check_device(device)
+        self.position = check_int("start", start, 0)
+        self.num_replicas, self.rank = _ranks(num_replicas, rank)
+        self._clock = WaitClock()
+
+    def close(self) -> None:  # pragma: no cover - every sampler defines it
+        raise NotImplementedError
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc_info: Any) -> None:
+        self.close()
+
+
 def _prior_finisher(device: torch.device, k: int, dim: int) -> Callable[[np.ndarray, Any], torch.Tensor]:
     # Plain values only: the owner holds the Selections holding this, and a
     # reference back to the owner would leave its closing to the cycle
@@ -198,7 +235,7 @@ def _rows_of_selection(rows: np.ndarray, idx: Any) -> list[int]:
     return rows[np.asarray(idx, dtype=np.int64)].tolist()
 
 
-class PriorCoreset(SelectionsOwner):
+class PriorCoreset(SelectionsOwner, _Source):
     """Endless iterator of core-set prior batches (Small-GAN's sampled ``z``).
 
     Each batch is the greedy k-center core-set of ``factor * batch_size`` i.i.d.
@@ -294,27 +331,12 @@ class PriorCoreset(SelectionsOwner):
         num_replicas: Optional[int] = None,
         rank: Optional[int] = None,
     ) -> None:
-        self.dim = check_int("dim", dim, 1)
-        self.batch_size = check_int("batch_size", batch_size, 1)
         self.factor = check_int("factor", factor, 1)
-        self.distribution = check_choice("distribution", distribution, DISTRIBUTIONS)
-        self.seed = check_seed(seed)
-        self.device = _check_device(device)
         self.prefetch = check_int("prefetch", prefetch, 0)
         self.threads = _check_threads(threads)
-        self.position = check_int("start", start, 0)
-        self.num_replicas, self.rank = _ranks(num_replicas, rank)
-        self._clock = WaitClock()
+        self._init_prior(dim, batch_size, distribution, seed, device, start, num_replicas, rank)
         self._selections: Optional[Selections] = None
         self._closed = False
-
-    @property
-    def last_wait_s(self) -> float:
-        return self._clock.last_s
-
-    @property
-    def wait_s(self) -> float:
-        return self._clock.total_s
 
     def _make_plan(self) -> Callable[[int], Job]:
         # A closure over plain values, not `self`: the pending jobs must not
@@ -353,12 +375,6 @@ class PriorCoreset(SelectionsOwner):
         """Cancel pending selections; later ``next()`` calls raise StopIteration."""
         self._close_selections()
 
-    def __enter__(self) -> "PriorCoreset":
-        return self
-
-    def __exit__(self, *exc_info: Any) -> None:
-        self.close()
-
     def __repr__(self) -> str:
         return (
             f"PriorCoreset(dim={self.dim}, batch_size={self.batch_size}, factor={self.factor}, "
@@ -369,7 +385,7 @@ class PriorCoreset(SelectionsOwner):
 
 
 
-class RandomPrior:
+class RandomPrior(_Source):
     """Endless iterator of plain prior batches: what a standard GAN uses.
 
     The counterpart of :class:`PriorCoreset` with the same arguments (less
@@ -408,23 +424,8 @@ class RandomPrior:
         num_replicas: Optional[int] = None,
         rank: Optional[int] = None,
     ) -> None:
-        self.dim = check_int("dim", dim, 1)
-        self.batch_size = check_int("batch_size", batch_size, 1)
-        self.distribution = check_choice("distribution", distribution, DISTRIBUTIONS)
-        self.seed = check_seed(seed)
-        self.device = _check_device(device)
-        self.position = check_int("start", start, 0)
-        self.num_replicas, self.rank = _ranks(num_replicas, rank)
-        self._clock = WaitClock()
+        self._init_prior(dim, batch_size, distribution, seed, device, start, num_replicas, rank)
         self._closed = False
-
-    @property
-    def last_wait_s(self) -> float:
-        return self._clock.last_s
-
-    @property
-    def wait_s(self) -> float:
-        return self._clock.total_s
 
     def __iter__(self) -> "RandomPrior":
         return self
@@ -443,18 +444,56 @@ class RandomPrior:
         """Later ``next()`` calls raise StopIteration."""
         self._closed = True
 
-    def __enter__(self) -> "RandomPrior":
-        return self
-
-    def __exit__(self, *exc_info: Any) -> None:
-        self.close()
-
     def __repr__(self) -> str:
         return (
             f"RandomPrior(dim={self.dim}, batch_size={self.batch_size}, "
             f"distribution={self.distribution!r}, seed={self.seed}, device={str(self.device)!r}, "
             f"rank={self.rank})"
         )
+
+
+class _EpochBatches(Sampler[list[int]], _Source):
+    """What both batch samplers share: the rank split, epochs, ``len``."""
+
+    def _init_epochs(self, n: int, batch_size: Any, seed: Any, num_replicas: Any, rank: Any,
+                     drop_last: Any) -> None:
+        self.batch_size = check_int("batch_size", batch_size, 1)
+        self.num_replicas, self.rank = _ranks(num_replicas, rank)
+        if seed is None and self.num_replicas > 1:
+            raise ValueError(
+                f"seed=None with num_replicas={self.num_replicas}: pass the same integer seed on "
+                "every rank, so that the ranks agree on how each epoch is split"
+            )
+        self.seed = check_seed(seed)
+        self.drop_last = check_bool("drop_last", drop_last)
+        self.rows_per_rank = n // self.num_replicas
+        self.epoch = 0
+        self._start = 0
+        self._clock = WaitClock()
+
+    def __len__(self) -> int:
+        if self.drop_last:
+            return self.rows_per_rank // self.batch_size
+        return math.ceil(self.rows_per_rank / self.batch_size)
+
+    def set_epoch(self, epoch: int, *, start: int = 0) -> None:
+        """Use epoch number ``epoch`` for the next iteration (as ``DistributedSampler``).
+
+        ``start`` skips to batch ``start`` of that epoch without selecting
+        or drawing the earlier ones (resuming a run mid-epoch).
+        """
+        self.epoch = check_int("epoch", epoch, 0)
+        self._start = check_int("start", start, 0, len(self))
+
+    def _claim_epoch(self) -> Tuple[int, int]:
+        epoch, start = self.epoch, self._start
+        self.epoch, self._start = epoch + 1, 0
+        return epoch, start
+
+    def _share(self, n: int, epoch: int) -> np.ndarray:
+        """This rank's rows of the epoch's permutation (key ``(2, epoch)``)."""
+        perm = _stream(self.seed, _KEY_EPOCH_SPLIT, epoch).permutation(n)
+        return perm[: self.rows_per_rank * self.num_replicas][self.rank :: self.num_replicas]
 
 
 def _as_embedding_array(embeddings: Any) -> np.ndarray:
@@ -491,7 +530,7 @@ def _as_embedding_array(embeddings: Any) -> np.ndarray:
     return arr
 
 
-class CoresetBatchSampler(Sampler[list[int]]):
+class CoresetBatchSampler(_EpochBatches):
     """Batch sampler yielding k-center core-set batches of dataset indices.
 
     For each batch, draws ``factor * batch_size`` distinct candidate rows
@@ -593,20 +632,11 @@ class CoresetBatchSampler(Sampler[list[int]]):
         threads: Optional[int] = 1,
     ) -> None:
         self.embeddings = _as_embedding_array(embeddings)
-        self.batch_size = check_int("batch_size", batch_size, 1)
         self.factor = check_int("factor", factor, 1)
-        self.num_replicas, self.rank = _ranks(num_replicas, rank)
-        if seed is None and self.num_replicas > 1:
-            raise ValueError(
-                f"seed=None with num_replicas={self.num_replicas}: pass the same integer seed on "
-                "every rank, so that the ranks agree on how each epoch is split"
-            )
-        self.seed = check_seed(seed)
-        self.drop_last = check_bool("drop_last", drop_last)
+        self._init_epochs(self.embeddings.shape[0], batch_size, seed, num_replicas, rank, drop_last)
         self.prefetch = check_int("prefetch", prefetch, 0)
         self.threads = _check_threads(threads)
         n = self.embeddings.shape[0]
-        self.rows_per_rank = n // self.num_replicas
         m = self.factor * self.batch_size
         if m > self.rows_per_rank:
             raise ValueError(
@@ -614,45 +644,14 @@ class CoresetBatchSampler(Sampler[list[int]]):
                 f"batch, but each of the num_replicas={self.num_replicas} ranks has only "
                 f"{self.rows_per_rank} of the {n} embedding rows"
             )
-        self.epoch = 0
-        self._start = 0
-        self._clock = WaitClock()
         self._live: "weakref.WeakSet[_EpochIterator]" = weakref.WeakSet()
-
-    def __len__(self) -> int:
-        if self.drop_last:
-            return self.rows_per_rank // self.batch_size
-        return math.ceil(self.rows_per_rank / self.batch_size)
-
-    def set_epoch(self, epoch: int, *, start: int = 0) -> None:
-        """Use epoch number ``epoch`` for the next iteration (as ``DistributedSampler``).
-
-        ``start`` skips to batch ``start`` of that epoch without selecting
-        the earlier ones (resuming a run mid-epoch).
-        """
-        self.epoch = check_int("epoch", epoch, 0)
-        self._start = check_int("start", start, 0, len(self))
-
-    @property
-    def last_wait_s(self) -> float:
-        return self._clock.last_s
-
-    @property
-    def wait_s(self) -> float:
-        return self._clock.total_s
-
-    def _claim_epoch(self) -> Tuple[int, int]:
-        epoch, start = self.epoch, self._start
-        self.epoch, self._start = epoch + 1, 0
-        return epoch, start
 
     def _make_plan(self, epoch: int) -> Callable[[int], Job]:
         # Plain values only (see PriorCoreset._make_plan).
         emb, seed, rank, factor = self.embeddings, self.seed, self.rank, self.factor
         share_size, k_full, n_batches = self.rows_per_rank, self.batch_size, len(self)
         if self.num_replicas > 1:
-            perm = _stream(seed, _KEY_EPOCH_SPLIT, epoch).permutation(emb.shape[0])
-            share: Optional[np.ndarray] = perm[: share_size * self.num_replicas][rank :: self.num_replicas]
+            share: Optional[np.ndarray] = self._share(emb.shape[0], epoch)
         else:
             share = None  # identity: every row, no O(N) permutation per epoch
 
@@ -679,12 +678,6 @@ class CoresetBatchSampler(Sampler[list[int]]):
         """Cancel every live iteration's pending selections."""
         for it in list(self._live):
             it.close()
-
-    def __enter__(self) -> "CoresetBatchSampler":
-        return self
-
-    def __exit__(self, *exc_info: Any) -> None:
-        self.close()
 
     def __repr__(self) -> str:
         return (
@@ -728,7 +721,7 @@ class _EpochIterator(SelectionsOwner):
         self._close_selections()
 
 
-class RandomBatchSampler(Sampler[list[int]]):
+class RandomBatchSampler(_EpochBatches):
     """Plain random batches of dataset indices: what a standard GAN uses.
 
     The counterpart of :class:`CoresetBatchSampler` with the same arguments
@@ -766,49 +759,17 @@ class RandomBatchSampler(Sampler[list[int]]):
         drop_last: bool = True,
     ) -> None:
         self.n = check_int("n", n, 1)
-        self.batch_size = check_int("batch_size", batch_size, 1)
-        self.num_replicas, self.rank = _ranks(num_replicas, rank)
-        if seed is None and self.num_replicas > 1:
-            raise ValueError(
-                f"seed=None with num_replicas={self.num_replicas}: pass the same integer seed on "
-                "every rank, so that the ranks agree on how each epoch is split"
-            )
-        self.seed = check_seed(seed)
-        self.drop_last = check_bool("drop_last", drop_last)
-        self.rows_per_rank = self.n // self.num_replicas
+        self._init_epochs(self.n, batch_size, seed, num_replicas, rank, drop_last)
         if self.rows_per_rank < self.batch_size and self.drop_last:
             raise ValueError(
                 f"batch_size={self.batch_size} is larger than the {self.rows_per_rank} rows of "
                 f"each of the num_replicas={self.num_replicas} ranks (n={self.n}, drop_last=True)"
             )
-        self.epoch = 0
-        self._start = 0
-        self._clock = WaitClock()
-
-    def __len__(self) -> int:
-        if self.drop_last:
-            return self.rows_per_rank // self.batch_size
-        return math.ceil(self.rows_per_rank / self.batch_size)
-
-    def set_epoch(self, epoch: int, *, start: int = 0) -> None:
-        """As :meth:`CoresetBatchSampler.set_epoch`."""
-        self.epoch = check_int("epoch", epoch, 0)
-        self._start = check_int("start", start, 0, len(self))
-
-    @property
-    def last_wait_s(self) -> float:
-        return self._clock.last_s
-
-    @property
-    def wait_s(self) -> float:
-        return self._clock.total_s
 
     def __iter__(self) -> Iterator[list[int]]:
-        epoch, start = self.epoch, self._start
-        self.epoch, self._start = epoch + 1, 0
+        epoch, start = self._claim_epoch()
         t0 = time.perf_counter()
-        perm = _stream(self.seed, _KEY_EPOCH_SPLIT, epoch).permutation(self.n)
-        share = perm[: self.rows_per_rank * self.num_replicas][self.rank :: self.num_replicas]
+        share = self._share(self.n, epoch)
         self._clock.add(time.perf_counter() - t0)
         k = self.batch_size
         for b in range(start, len(self)):
@@ -816,12 +777,6 @@ class RandomBatchSampler(Sampler[list[int]]):
 
     def close(self) -> None:
         """Nothing runs in the background; for symmetry with :class:`CoresetBatchSampler`."""
-
-    def __enter__(self) -> "RandomBatchSampler":
-        return self
-
-    def __exit__(self, *exc_info: Any) -> None:
-        self.close()
 
     def __repr__(self) -> str:
         return (
