@@ -315,6 +315,8 @@ def test_prior_iterator_protocol_and_close():
 
 @pytest.mark.gpu
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+@pytest.mark.skipif(smallgan._core.cuda, reason="with the CUDA kernel the prior is drawn on the GPU "
+                    "(tests/test_coreset_cuda.py)")
 def test_prior_on_cuda_matches_cpu():
     with PriorCoreset(8, 16, seed=4, device="cuda") as g, PriorCoreset(8, 16, seed=4) as c:
         for _ in range(3):

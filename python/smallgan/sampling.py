@@ -86,6 +86,7 @@ import torch
 import torch.distributed as dist
 from torch.utils.data import Sampler
 
+from smallgan import _core
 # Looked up at call time (module globals), so tests can substitute them.
 from smallgan.coreset import kcenter, kcenter_async
 
@@ -469,7 +470,12 @@ class PriorCoreset(_SelectionsOwner):
         Non-negative seed.  ``None`` draws fresh entropy, stored in
         :attr:`seed` so the run can be repeated.
     device : str or torch.device, optional
-        Where the batches go (default CPU).  For a CUDA device each batch is
+        Where the batches go (default CPU).  For a CUDA device with the CUDA
+        kernel built (``smallgan._core.cuda``), each batch is drawn and
+        selected on the GPU by ``next()``, on the current stream, without
+        waiting for it (no producer thread; ``prefetch`` and ``threads`` are
+        unused).  Otherwise (CPU, or no kernel) batches are drawn and
+        selected on the CPU ahead of time; for a CUDA device each is then
         gathered into pinned host memory and copied with
         ``non_blocking=True``, so the copy overlaps the running kernels.
     prefetch : int, default 2
@@ -508,7 +514,11 @@ class PriorCoreset(_SelectionsOwner):
     ``default_rng(SeedSequence(seed, spawn_key=(1, b)))``:
     ``rng.random((n, dim), dtype=float32) * 2 - 1`` (uniform) or
     ``rng.standard_normal((n, dim), dtype=float32)`` (normal), then
-    ``f = rng.integers(n)``, with ``n = factor * batch_size``.
+    ``f = rng.integers(n)``, with ``n = factor * batch_size``.  Drawn on the
+    GPU (see ``device``), ``z`` comes instead from a CUDA ``torch.Generator``
+    seeded with ``rng.integers(2**63)`` (``torch.rand(...) * 2 - 1`` or
+    ``torch.randn``), then ``f = rng.integers(n)``: reproducible from the
+    seed on a given GPU and torch version, but not the CPU stream's values.
 
     Thread safety: not thread-safe; call ``next()`` from one thread.
     ``close()`` may be called from any thread once that thread has stopped.
@@ -551,6 +561,7 @@ class PriorCoreset(_SelectionsOwner):
         self.prefetch = _check_prefetch(prefetch)
         self.threads = _check_threads(threads)
         self.position = _check_int("start", start, 0)
+        self._on_gpu = self.device.type == "cuda" and bool(_core.cuda)
         self._clock = _WaitClock()
         self._selections: Optional[_Selections] = None
         self._closed = False
@@ -584,9 +595,25 @@ class PriorCoreset(_SelectionsOwner):
     def __iter__(self) -> "PriorCoreset":
         return self
 
+    def _next_on_gpu(self) -> torch.Tensor:
+        # Draw, select and gather on the current CUDA stream; nothing waits.
+        n = self.factor * self.batch_size
+        rng = _stream(self.seed, _KEY_PRIOR, self.position)
+        gen = torch.Generator(device=self.device)
+        gen.manual_seed(int(rng.integers(2**63)))
+        if self.distribution == "uniform":
+            z = torch.rand((n, self.dim), generator=gen, device=self.device).mul_(2.0).sub_(1.0)
+        else:
+            z = torch.randn((n, self.dim), generator=gen, device=self.device)
+        idx = kcenter(z, self.batch_size, first=int(rng.integers(n)), check_finite=False)
+        self.position += 1
+        return z.index_select(0, idx)
+
     def __next__(self) -> torch.Tensor:
         if self._closed:
             raise StopIteration
+        if self._on_gpu:
+            return self._next_on_gpu()
         if self._selections is None:
             # Started lazily: constructing a prior costs nothing.
             self._selections = _Selections(
