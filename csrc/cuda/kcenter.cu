@@ -223,7 +223,7 @@ __global__ void __launch_bounds__(kThreads) select_kernel(SelectParams p) {
         for (int r = tid; r < nrows; r += kThreads) {
             const float* xp = xb + r;
             float acc = 0.0f;
-#pragma unroll 4
+#pragma unroll 8
             for (int j = 0; j < d; ++j) {
                 const float t = xp[static_cast<long long>(j) * xld] - cp[static_cast<long long>(j) * cst];
                 acc = fmaf(t, t, acc);  // j in order, as the CPU engine sums
