@@ -355,6 +355,10 @@ PYBIND11_MODULE(_core, m) {
         py::gil_scoped_release nogil;
         return cuda::compute_capability(device);
     }, py::arg("device"));
+    m.def("cuda_supported", [](int device) {
+        py::gil_scoped_release nogil;
+        return cuda::supported(device);
+    }, py::arg("device"), "Whether the kernel has code for this device (never raises).");
 #else
     m.attr("cuda") = false;
     m.attr("cuda_architectures") = std::string();
@@ -362,6 +366,7 @@ PYBIND11_MODULE(_core, m) {
     m.def("cuda_kcenter", [](py::args, py::kwargs) { no_cuda(); });
     m.def("cuda_plan", [](py::args, py::kwargs) -> py::dict { no_cuda(); });
     m.def("cuda_compute_capability", [](py::args, py::kwargs) -> int { no_cuda(); });
+    m.def("cuda_supported", [](int) { return false; }, py::arg("device"));
 #endif
 #if defined(SMALLGAN_HAVE_AVX2)
     m.attr("compiled_avx2") = true;

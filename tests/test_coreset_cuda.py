@@ -82,7 +82,11 @@ def test_without_kernel_cuda_entry_points_raise(monkeypatch):
 def test_routing(monkeypatch, built):
     """CUDA tensors go to the kernel only when it is built; else the torch traversal."""
     monkeypatch.setattr(coreset._core, "cuda", built)
+    monkeypatch.setattr(coreset._core, "cuda_supported", lambda index: True)
+    monkeypatch.setattr(coreset, "_KERNEL_DEVICES", {})
     assert coreset._use_kernel(torch.device("cuda", 0)) is built
+    monkeypatch.setattr(coreset, "_KERNEL_DEVICES", {0: False})  # a GPU the build has no code for
+    assert coreset._use_kernel(torch.device("cuda", 0)) is False
     assert coreset._use_kernel(torch.device("cpu")) is False
     assert coreset._use_kernel(torch.device("meta")) is False
     # kcenter's dispatch, end to end on a stand-in device tensor (meta: no data)

@@ -478,6 +478,24 @@ Plan plan(int device, std::int64_t n, std::int64_t d, int blocks) {
 
 int runtime_version() { return CUDART_VERSION; }
 
+bool supported(int device) {
+    try {
+        DeviceGuard guard(device);
+        cudaFuncAttributes fa;
+        // fails with cudaErrorNoKernelImageForDevice on an architecture the
+        // build has neither SASS nor compatible PTX for
+        if (cudaFuncGetAttributes(&fa, select_fn(kResident)) != cudaSuccess) {
+            (void)cudaGetLastError();
+            return false;
+        }
+        (void)device_info(device);
+        return true;
+    } catch (const std::exception&) {
+        (void)cudaGetLastError();
+        return false;
+    }
+}
+
 int compute_capability(int device) {
     DeviceGuard guard(device);
     return device_info(device).cc;

@@ -100,5 +100,10 @@ Plan plan(int device, std::int64_t n, std::int64_t d, int blocks);
 int runtime_version();
 int compute_capability(int device);
 
+// Whether this build has code that runs on `device` (SASS for its
+// architecture or PTX it can compile); false also when the device cannot be
+// used at all.  Never throws.
+bool supported(int device);
+
 }  // namespace cuda
 }  // namespace smallgan

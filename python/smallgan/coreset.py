@@ -147,9 +147,24 @@ def _check_threads(threads: Any) -> int:
     return t
 
 
+# device index -> whether the kernel has code for that GPU (asked once each)
+_KERNEL_DEVICES: dict = {}
+
+
 def _use_kernel(device) -> bool:
-    """Whether a tensor on ``device`` goes to the CUDA kernel (else the torch traversal)."""
-    return bool(_core.cuda) and device.type == "cuda"
+    """Whether a tensor on ``device`` goes to the CUDA kernel (else the torch traversal).
+
+    The kernel is built for some architectures (``_core.cuda_architectures``);
+    a GPU it has no code for (e.g. older than sm_80 by default) keeps the
+    torch traversal.
+    """
+    if not (_core.cuda and device.type == "cuda"):
+        return False
+    index = device.index if device.index is not None else _torch_module().cuda.current_device()
+    ok = _KERNEL_DEVICES.get(index)
+    if ok is None:
+        ok = _KERNEL_DEVICES[index] = bool(_core.cuda_supported(index))
+    return ok
 
 
 class _Request:

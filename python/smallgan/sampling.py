@@ -86,9 +86,8 @@ import torch
 import torch.distributed as dist
 from torch.utils.data import Sampler
 
-from smallgan import _core
 # Looked up at call time (module globals), so tests can substitute them.
-from smallgan.coreset import kcenter, kcenter_async
+from smallgan.coreset import _use_kernel, kcenter, kcenter_async
 
 __all__ = ["PriorCoreset", "CoresetBatchSampler"]
 
@@ -471,7 +470,7 @@ class PriorCoreset(_SelectionsOwner):
         :attr:`seed` so the run can be repeated.
     device : str or torch.device, optional
         Where the batches go (default CPU).  For a CUDA device with the CUDA
-        kernel built (``smallgan._core.cuda``), each batch is drawn and
+        kernel built for that GPU (``smallgan._core.cuda``), each batch is drawn and
         selected on the GPU by ``next()``, on the current stream, without
         waiting for it (no producer thread; ``prefetch`` and ``threads`` are
         unused).  Otherwise (CPU, or no kernel) batches are drawn and
@@ -561,7 +560,7 @@ class PriorCoreset(_SelectionsOwner):
         self.prefetch = _check_prefetch(prefetch)
         self.threads = _check_threads(threads)
         self.position = _check_int("start", start, 0)
-        self._on_gpu = self.device.type == "cuda" and bool(_core.cuda)
+        self._on_gpu: Optional[bool] = None  # decided at the first next(): asking CUDA costs
         self._clock = _WaitClock()
         self._selections: Optional[_Selections] = None
         self._closed = False
@@ -612,6 +611,8 @@ class PriorCoreset(_SelectionsOwner):
     def __next__(self) -> torch.Tensor:
         if self._closed:
             raise StopIteration
+        if self._on_gpu is None:
+            self._on_gpu = self.device.type == "cuda" and _use_kernel(self.device)
         if self._on_gpu:
             return self._next_on_gpu()
         if self._selections is None:
