@@ -9,6 +9,7 @@
 
 #include <algorithm>
 #include <atomic>
+#include <cstdint>
 #include <cstdlib>
 #include <memory>
 #include <mutex>
@@ -16,6 +17,7 @@
 #include <string>
 #include <thread>
 
+#include "cuda/kcenter_cuda.hpp"  // plain C++: declarations only, no CUDA headers
 #include "distance.hpp"
 #include "kcenter.hpp"
 #include "simd.hpp"
@@ -85,6 +87,66 @@ py::tuple run_sync(const py::array& x, std::int64_t k, std::int64_t first,
     }
     return py::make_tuple(idx, dist, st.radius, st.threads_used);
 }
+
+// ---- CUDA kernel ---------------------------------------------------------
+// Device memory comes as integers (torch's data_ptr()) and the stream as
+// torch.cuda.Stream.cuda_stream; the caller (coreset.py) allocated every
+// buffer with torch on x's device and keeps them alive.  The launch is
+// asynchronous: nothing here waits for the GPU.
+
+#if defined(SMALLGAN_HAVE_CUDA)
+void cuda_kcenter(std::uintptr_t x, std::int64_t n, std::int64_t d, std::int64_t row_stride,
+                  std::int64_t col_stride, int dtype, std::int64_t k, std::int64_t first,
+                  std::uintptr_t selected, std::int64_t n_selected, std::uintptr_t indices,
+                  std::uintptr_t distances, bool distances_f64, std::uintptr_t workspace,
+                  std::size_t workspace_bytes, std::uintptr_t aux, bool skip_if_bad, int device,
+                  std::uintptr_t stream, int blocks) {
+    cuda::Args a;
+    a.x = reinterpret_cast<const void*>(x);
+    if (dtype < 0 || dtype > 3) throw std::invalid_argument("bad dtype code " + std::to_string(dtype));
+    a.dtype = static_cast<cuda::XType>(dtype);
+    a.n = n;
+    a.d = d;
+    a.row_stride = row_stride;
+    a.col_stride = col_stride;
+    a.k = k;
+    a.first = first;
+    a.selected = reinterpret_cast<const std::int64_t*>(selected);
+    a.n_selected = n_selected;
+    a.indices = reinterpret_cast<std::int64_t*>(indices);
+    a.distances = reinterpret_cast<void*>(distances);
+    a.distances_f64 = distances_f64;
+    a.workspace = reinterpret_cast<void*>(workspace);
+    a.workspace_bytes = workspace_bytes;
+    a.aux = reinterpret_cast<std::int64_t*>(aux);
+    a.skip_if_bad = skip_if_bad;
+    a.device = device;
+    a.stream = stream;
+    a.blocks = blocks;
+    py::gil_scoped_release nogil;  // launching can wait on the driver (module load, queue full)
+    cuda::kcenter(a);
+}
+
+py::dict cuda_plan(std::int64_t n, std::int64_t d, int device, int blocks) {
+    cuda::Plan p;
+    {
+        py::gil_scoped_release nogil;
+        p = cuda::plan(device, n, d, blocks);
+    }
+    py::dict out;
+    out["blocks"] = p.blocks;
+    out["threads"] = p.threads;
+    out["rows_per_block"] = p.rows_per_block;
+    out["resident"] = p.resident;
+    out["centre_in_shared"] = p.centre_in_shared;
+    out["shared_bytes"] = p.shared_bytes;
+    return out;
+}
+#else
+[[noreturn]] void no_cuda() {
+    throw std::runtime_error("smallgan was built without the CUDA kernel (smallgan._core.cuda is False)");
+}
+#endif
 
 // ---- background pool ----------------------------------------------------
 
@@ -284,7 +346,40 @@ PYBIND11_MODULE(_core, m) {
     m.def("max_threads", &max_threads);
     m.def("choose_threads", &choose_threads, py::arg("n"), py::arg("d"), py::arg("threads") = 0);
     m.attr("block_rows") = static_cast<int>(kBlock);
+    m.def("cuda_workspace_bytes", [](std::int64_t n, std::int64_t d) {
+        if (n < 1 || d < 1) throw std::invalid_argument("n and d must be >= 1");
+        return cuda::workspace_layout(n, d).bytes;
+    }, py::arg("n"), py::arg("d"));
+    m.attr("cuda_aux_len") = cuda::kAuxLen;
+#if defined(SMALLGAN_HAVE_CUDA)
+    m.attr("cuda") = true;
+    m.attr("cuda_architectures") = std::string(SMALLGAN_CUDA_ARCHITECTURES);
+    m.attr("cuda_runtime_version") = cuda::runtime_version();
+    m.def("cuda_kcenter", &cuda_kcenter, py::arg("x"), py::arg("n"), py::arg("d"), py::arg("row_stride"),
+          py::arg("col_stride"), py::arg("dtype"), py::arg("k"), py::arg("first"), py::arg("selected"),
+          py::arg("n_selected"), py::arg("indices"), py::arg("distances"), py::arg("distances_f64"),
+          py::arg("workspace"), py::arg("workspace_bytes"), py::arg("aux"), py::arg("skip_if_bad"),
+          py::arg("device"), py::arg("stream"), py::arg("blocks") = 0,
+          "Enqueues greedy k-center on a CUDA stream (device pointers as ints); returns at once.");
+    m.def("cuda_plan", &cuda_plan, py::arg("n"), py::arg("d"), py::arg("device"), py::arg("blocks") = 0,
+          "The launch configuration cuda_kcenter would use for an (n, d) problem.");
+    m.def("cuda_compute_capability", [](int device) {
+        py::gil_scoped_release nogil;
+        return cuda::compute_capability(device);
+    }, py::arg("device"));
+    m.def("cuda_supported", [](int device) {
+        py::gil_scoped_release nogil;
+        return cuda::supported(device);
+    }, py::arg("device"), "Whether the kernel has code for this device (never raises).");
+#else
     m.attr("cuda") = false;
+    m.attr("cuda_architectures") = std::string();
+    m.attr("cuda_runtime_version") = 0;
+    m.def("cuda_kcenter", [](py::args, py::kwargs) { no_cuda(); });
+    m.def("cuda_plan", [](py::args, py::kwargs) -> py::dict { no_cuda(); });
+    m.def("cuda_compute_capability", [](py::args, py::kwargs) -> int { no_cuda(); });
+    m.def("cuda_supported", [](int) { return false; }, py::arg("device"));
+#endif
 #if defined(SMALLGAN_HAVE_AVX2)
     m.attr("compiled_avx2") = true;
 #else

@@ -1,4 +1,5 @@
 #include "kcenter.hpp"
+#include "float_limits.hpp"
 
 #include <algorithm>
 #include <atomic>
@@ -41,20 +42,6 @@ AlignedBuf aligned_floats(std::size_t count) {
     return AlignedBuf(static_cast<float*>(p));
 }
 
-// Squared distances are summed in float32.  The largest one x allows, between
-// opposite corners of [-m, m]^d with m = max|x|, is d * (2m)^2; once it
-// overflows, distances become inf, every candidate ties and the picks fall to
-// the lowest indices.  So the bound on |x| depends on d: m < sqrt(FLT_MAX / d) / 4
-// keeps d * (2m)^2 <= FLT_MAX / 4.  The factor 4 covers float32 rounding
-// (converting, subtracting, squaring, then summing d terms grows a value by at
-// most (1 + 2^-24)^(d + 8) < exp((d + 8) * 2^-24)), which stays below 4 up to
-// d = 2.3e7 columns; beyond that the growth itself replaces the 4.
-// python/smallgan/coreset.py (_max_abs) mirrors this for the torch path.
-double max_abs_for(std::int64_t d) {
-    const double growth = std::max(4.0, std::exp(static_cast<double>(d + 8) * 0x1p-24));
-    return 0.5 * std::sqrt(static_cast<double>(std::numeric_limits<float>::max()) /
-                           (static_cast<double>(d) * growth));
-}
 
 // Copies blocks [b0, b1) of x into the blocked float32 layout (distance.hpp),
 // converting float64 and following any strides; padding rows are zero.

@@ -635,6 +635,13 @@ def test_interpreter_exit_with_open_streams_does_not_hang(tmp_path):
 # ---------------------------------------------------------- plain samplers
 
 
+def test_select_on_device_needs_a_cuda_device():
+    with pytest.raises(ValueError, match="select_on='device' needs a CUDA device, got device='cpu'"):
+        PriorCoreset(4, 2, device="cpu", select_on="device")
+    with pytest.raises(ValueError, match="select_on must be one of 'host', 'device'; got 'gpu'"):
+        PriorCoreset(4, 2, select_on="gpu")
+
+
 def test_random_prior_is_the_first_rows_of_the_coreset_candidates():
     # documented pairing: plain batch b = first batch_size of the candidates
     # PriorCoreset draws for batch b (same seed), i.e. i.i.d. prior draws

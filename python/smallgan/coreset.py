@@ -62,8 +62,10 @@ def _check_dtype(kind: str, dtype: Any) -> None:
 # |x| < sqrt(FLT_MAX / d) / 4 keeps the largest squared distance x allows,
 # d * (2 max|x|)^2, at most FLT_MAX / 4 (the 4 covers float32 rounding; past
 # d = 2.3e7 columns the bound tightens to cover it).  The engine checks NaN/Inf
-# and this bound while it copies x into its layout (csrc/kcenter.cpp,
-# max_abs_for, same formula and messages); the torch device path checks here.
+# and this bound while it copies x into its layout (csrc/kcenter.cpp), the
+# CUDA kernel in its packing pass (csrc/cuda/kcenter.cu, reported through a
+# status buffer), both with csrc/float_limits.hpp's max_abs_for (the same
+# formula); the torch device fallback checks here.  Same messages everywhere.
 _FLT_MAX = float(np.finfo(np.float32).max)
 
 
@@ -71,6 +73,15 @@ def _max_abs(d: int) -> float:
     """Largest |x| accepted for ``d`` columns (exclusive)."""
     growth = max(4.0, math.exp((d + 8) * 2.0 ** -24))
     return 0.5 * math.sqrt(_FLT_MAX / (d * growth))
+
+
+def _nonfinite_message(count: int, row: int) -> str:
+    return f"x contains {count} NaN or Inf value(s); the first is in row {row}"
+
+
+def _too_large_message(largest: float, d: int) -> str:
+    return (f"x has values up to {largest:.4g} in magnitude; distances are computed in "
+            f"float32, so for d = {d} columns |x| must stay below {_max_abs(d):.4g}: rescale x")
 
 
 def _to_numpy_2d(x: Any) -> np.ndarray:
@@ -146,22 +157,48 @@ def _check_threads(threads: Any) -> int:
     return t
 
 
+# device index -> whether the kernel has code for that GPU (asked once each)
+_KERNEL_DEVICES: dict = {}
+
+
+def _use_kernel(device) -> bool:
+    """Whether a tensor on ``device`` goes to the CUDA kernel (else the torch traversal).
+
+    The kernel is built for some architectures (``_core.cuda_architectures``);
+    a GPU it has no code for (e.g. older than sm_80 by default) keeps the
+    torch traversal.
+    """
+    if not (_core.cuda and device.type == "cuda"):
+        return False
+    index = device.index if device.index is not None else _torch_module().cuda.current_device()
+    ok = _KERNEL_DEVICES.get(index)
+    if ok is None:
+        ok = _KERNEL_DEVICES[index] = bool(_core.cuda_supported(index))
+    return ok
+
+
 class _Request:
     """A validated call: what the engine needs and how to shape its answer."""
 
     __slots__ = ("x", "k", "first", "selected", "threads", "simd", "want_dist",
-                 "return_radius", "torch_device", "cuda_tensor")
+                 "return_radius", "torch_device", "cuda_tensor", "check_finite", "use_kernel",
+                 "cuda_blocks")
 
-    def __init__(self, x, k, first, seed, selected, return_radius, return_distances, threads, simd):
+    def __init__(self, x, k, first, seed, selected, return_radius, return_distances, threads, simd,
+                 check_finite=True, cuda_blocks=0, device_path=False):
+        # device_path: treat a CPU tensor as a device tensor (tests of that path)
         self.return_radius = bool(return_radius)
         self.want_dist = bool(return_distances)
+        self.check_finite = bool(check_finite)
+        self.cuda_blocks = int(cuda_blocks)
+        self.use_kernel = False
         self.threads = _check_threads(threads)
         self.simd = -1 if simd is None else int(_core.simd_level_id(simd))
         self.torch_device = None
         self.cuda_tensor = None
         if _is_torch(x):
             self.torch_device = x.device
-            if x.device.type != "cpu":
+            if x.device.type != "cpu" or device_path:
                 self._init_device_tensor(x, k, first, seed, selected)
                 return
         xn = _to_numpy_2d(x)
@@ -179,20 +216,24 @@ class _Request:
         if x.dim() != 2:
             raise ValueError(f"x must be 2-D (n points, d features), got shape {tuple(x.shape)}")
         n, d = x.shape
-        if n == 0 or d == 0:
-            raise ValueError(f"x must have at least one row and one column, got shape {tuple(x.shape)}")
+        if n == 0:
+            raise ValueError(f"x must have at least one row, got shape {tuple(x.shape)}")
+        if d == 0:
+            raise ValueError(f"x must have at least one column, got shape {tuple(x.shape)}")
+        # a CUDA tensor for `selected` is copied to the host here (one sync)
         self.k, self.first, self.selected = _check_selection(n, k, first, selected)
         xt = x.detach()
-        finite = torch.isfinite(xt)
-        if not bool(finite.all()):  # one host sync, for the error message's sake
-            bad = ~finite
-            row = int(torch.nonzero(bad.any(dim=1))[0, 0])
-            raise ValueError(f"x contains {int(bad.sum())} NaN or Inf value(s); the first is in row {row}")
-        largest = float(xt.abs().max())
-        if largest >= _max_abs(d):
-            raise ValueError(f"x has values up to {largest:.4g} in magnitude; distances are computed in "
-                             f"float32, so for d = {d} columns |x| must stay below {_max_abs(d):.4g}: "
-                             "rescale x")
+        self.use_kernel = _use_kernel(xt.device)
+        if self.check_finite and not self.use_kernel:
+            # torch fallback: the kernel checks in its packing pass instead
+            finite = torch.isfinite(xt)
+            if not bool(finite.all()):  # one host sync, for the error message's sake
+                bad = ~finite
+                row = int(torch.nonzero(bad.any(dim=1))[0, 0])
+                raise ValueError(_nonfinite_message(int(bad.sum()), row))
+            largest = float(xt.abs().max())
+            if largest >= _max_abs(d):
+                raise ValueError(_too_large_message(largest, d))
         if self.first is None and self.selected.size == 0:
             self.first = int(np.random.default_rng(seed).integers(n))
         self.cuda_tensor = xt
@@ -230,7 +271,9 @@ def kcenter(
     return_radius: bool = False,
     return_distances: bool = False,
     threads: Optional[int] = None,
+    check_finite: bool = True,
     _simd: Optional[str] = None,
+    _cuda_blocks: int = 0,
 ):
     """Greedy k-center (farthest-first traversal) selection of ``k`` rows.
 
@@ -244,12 +287,15 @@ def kcenter(
         numpy array of any real dtype (float32 is used as is, float64 is
         converted row by row inside the engine, ints/float16 are converted
         first), any strides; or a torch tensor: on CPU zero-copy when float32
-        or float64; on CUDA a torch implementation on the same device.
-        ``requires_grad`` tensors are fine (read only).  Squared distances are
-        summed in float32, so ``|x|`` must stay below ``sqrt(FLT_MAX / d) / 4``
-        (about ``4.6e18 / sqrt(d)``: 4.07e17 at d = 128, 1.02e17 at
-        d = 2048), which keeps the largest squared distance,
-        ``d * (2 * max|x|)**2``, finite with a margin for rounding.
+        or float64; on CUDA the GPU kernel (float32, float64, float16 and
+        bfloat16 read in place with any strides, converted to float32 in its
+        packing pass; ints are converted to float64 first) when
+        ``smallgan._core.cuda`` is true, else a torch implementation on the
+        same device.  ``requires_grad`` tensors are fine (read only).  Squared
+        distances are summed in float32, so ``|x|`` must stay below
+        ``sqrt(FLT_MAX / d) / 4`` (about ``4.6e18 / sqrt(d)``: 4.07e17 at
+        d = 128, 1.02e17 at d = 2048), which keeps the largest squared
+        distance, ``d * (2 * max|x|)**2``, finite with a margin for rounding.
     k : int
         Number of new centres, ``1 <= k <= n - len(selected)``.
     first : int, optional
@@ -273,7 +319,18 @@ def kcenter(
         rows).  Default: the OpenMP maximum (honours ``OMP_NUM_THREADS``),
         reduced so each thread has at least 2**17 values of ``x``: the
         training sizes (e.g. 512 x 128, 1024 x 32) run on one thread, where a
-        per-step barrier would cost more than the split saves.
+        per-step barrier would cost more than the split saves.  Ignored for
+        CUDA tensors.
+    check_finite : bool, default True
+        Refuse ``x`` holding NaN or Inf (or values too large for float32
+        distances) with a ``ValueError``, as ``scipy.linalg`` does.  Free on
+        the CPU, where the engine checks while it copies ``x`` and this flag
+        is ignored.  On CUDA the check costs one device-to-host
+        synchronisation (the call returns once the selection has run);
+        ``check_finite=False`` skips it, so the call only enqueues work on
+        the current stream and returns at once (for CUDA graphs and
+        asynchronous training loops).  Non-finite input then gives
+        unspecified, but still valid and distinct, indices.
 
     Returns
     -------
@@ -300,7 +357,20 @@ def kcenter(
     -----
     Thread safety: safe to call from several Python threads at once; the GIL
     is released while the engine runs.  The input is never modified.  Extra
-    memory: a float32 copy of ``x`` in the engine's blocked layout plus O(n).
+    memory: a float32 copy of ``x`` in the engine's blocked layout plus O(n)
+    (on CUDA: a float32 copy transposed to (d, n) plus O(n), allocated with
+    torch's caching allocator on ``x.device``).
+
+    CUDA tensors: the kernel runs on the current stream
+    (``torch.cuda.current_stream(x.device)``) and ``kcenter`` returns without
+    waiting for it: the indices are a CUDA tensor that later work on that
+    stream can use at once.  Exceptions, which wait for the GPU:
+    ``check_finite=True`` (the default; one sync), ``return_radius=True``
+    (the radius is a Python float; one sync), and ``selected`` given as a
+    CUDA tensor (copied to the host for its range and duplicate checks).
+    ``first`` is drawn on the host, as on the CPU.  With
+    ``check_finite=False`` and ``selected`` absent or on the host, the call
+    can be captured in a CUDA graph.
 
     Examples
     --------
@@ -311,9 +381,10 @@ def kcenter(
     >>> len(set(idx.tolist())), r > 0
     (50, True)
     """
-    req = _Request(x, k, first, seed, selected, return_radius, return_distances, threads, _simd)
+    req = _Request(x, k, first, seed, selected, return_radius, return_distances, threads, _simd,
+                   check_finite, _cuda_blocks)
     if req.cuda_tensor is not None:
-        return _kcenter_torch(req)
+        return _kcenter_cuda(req) if req.use_kernel else _kcenter_torch(req)
     idx, dist, radius, _ = _core.kcenter(req.x, req.k, -1 if req.first is None else req.first,
                                          req.selected, req.threads, req.simd, req.want_dist)
     return req.shape(idx, dist, radius)
@@ -353,16 +424,19 @@ def kcenter_async(x: ArrayLike, k: int, **kwargs) -> Future:
     pool it shuts down that have not started; jobs submitted meanwhile go to
     the next pool and run.
 
-    Thread safety: may be called from any thread.  CUDA tensors run the torch
-    implementation on the calling thread (the returned Future is already done).
+    Thread safety: may be called from any thread.  CUDA tensors are handled on
+    the calling thread (the GPU kernel is enqueued on the current stream, or
+    the torch fallback runs) and the returned Future is already done.
     """
-    unknown = set(kwargs) - {"first", "seed", "selected", "return_radius", "return_distances", "threads", "_simd"}
+    unknown = set(kwargs) - {"first", "seed", "selected", "return_radius", "return_distances", "threads",
+                             "check_finite", "_simd", "_cuda_blocks"}
     if unknown:
         raise TypeError(f"kcenter_async() got unexpected keyword argument(s): {sorted(unknown)}")
     try:
         req = _Request(x, k, kwargs.get("first"), kwargs.get("seed"), kwargs.get("selected"),
                        kwargs.get("return_radius", False), kwargs.get("return_distances", False),
-                       kwargs.get("threads", 1), kwargs.get("_simd"))
+                       kwargs.get("threads", 1), kwargs.get("_simd"), kwargs.get("check_finite", True),
+                       kwargs.get("_cuda_blocks", 0))
     except (ValueError, TypeError) as exc:
         fut: Future = Future()
         fut.set_exception(exc)
@@ -370,8 +444,8 @@ def kcenter_async(x: ArrayLike, k: int, **kwargs) -> Future:
     if req.cuda_tensor is not None:
         fut = Future()
         try:
-            fut.set_result(_kcenter_torch(req))
-        except Exception as exc:  # pragma: no cover - device errors
+            fut.set_result(_kcenter_cuda(req) if req.use_kernel else _kcenter_torch(req))
+        except Exception as exc:  # NaN found by the kernel, device errors
             fut.set_exception(exc)
         return fut
     fut = _EngineFuture(req.shape)
@@ -381,7 +455,60 @@ def kcenter_async(x: ArrayLike, k: int, **kwargs) -> Future:
 
 
 # --------------------------------------------------------------------------
-# torch implementation for tensors on an accelerator
+# CUDA kernel (csrc/cuda/kcenter.cu) for tensors on an NVIDIA GPU
+# --------------------------------------------------------------------------
+
+def _cuda_dtype_code(torch, dtype) -> Optional[int]:
+    # the dtypes the kernel's packing pass reads (kcenter_cuda.hpp XType)
+    return {torch.float32: 0, torch.float64: 1, torch.float16: 2, torch.bfloat16: 3}.get(dtype)
+
+
+def _kcenter_cuda(req: _Request):
+    """Enqueue the kernel on the current stream of ``x``'s device.
+
+    Every buffer is a torch tensor on ``x.device`` (the caching allocator is
+    stream-ordered, so they may be freed as soon as the launch is enqueued);
+    the extension only launches.  Syncs only for ``check_finite`` (the status
+    buffer, to raise the CPU path's errors) and ``return_radius``.
+    """
+    torch = _torch_module()
+    x = req.cuda_tensor
+    code = _cuda_dtype_code(torch, x.dtype)
+    if code is None:  # ints/bool like the CPU path (float64), other floats to float32
+        x = x.to(torch.float32 if x.is_floating_point() else torch.float64)
+        code = _cuda_dtype_code(torch, x.dtype)
+    n, d = x.shape
+    dev = x.device
+    stream = torch.cuda.current_stream(dev)
+    workspace = torch.empty(_core.cuda_workspace_bytes(n, d), dtype=torch.uint8, device=dev)
+    aux = torch.empty(_core.cuda_aux_len, dtype=torch.int64, device=dev)
+    out = torch.empty(req.k, dtype=torch.int64, device=dev)
+    dist = torch.empty(req.k, dtype=torch.float64, device=dev) if req.want_dist else None
+    sel = None
+    if req.selected.size:
+        # pinned + non_blocking: an ordinary host-to-device copy would sync
+        sel = torch.from_numpy(req.selected).pin_memory().to(dev, non_blocking=True)
+    _core.cuda_kcenter(
+        x=x.data_ptr(), n=n, d=d, row_stride=x.stride(0), col_stride=x.stride(1), dtype=code,
+        k=req.k, first=-1 if req.first is None else req.first,
+        selected=0 if sel is None else sel.data_ptr(), n_selected=int(req.selected.size),
+        indices=out.data_ptr(), distances=0 if dist is None else dist.data_ptr(), distances_f64=True,
+        workspace=workspace.data_ptr(), workspace_bytes=workspace.numel(), aux=aux.data_ptr(),
+        skip_if_bad=req.check_finite, device=dev.index, stream=stream.cuda_stream, blocks=req.cuda_blocks)
+    radius = None
+    if req.check_finite or req.return_radius:
+        status = aux.cpu().numpy()  # waits for the kernel
+        if req.check_finite:
+            if status[0] > 0:
+                raise ValueError(_nonfinite_message(int(status[0]), int(status[1])))
+            if status[2] != 0:
+                raise ValueError(_too_large_message(float(status[2:3].view(np.float64)[0]), d))
+        radius = float(status[3:4].view(np.float64)[0])
+    return req.pack(out, radius, dist)
+
+
+# --------------------------------------------------------------------------
+# torch implementation for tensors on other accelerators (or no kernel)
 # --------------------------------------------------------------------------
 
 def _kcenter_torch(req: _Request):
@@ -402,7 +529,7 @@ def _kcenter_torch(req: _Request):
         c = x.index_select(0, center.reshape(1))
         mind.index_fill_(0, center.reshape(1), -1.0)
         d2 = (x - c).square_().sum(dim=1)
-        torch.minimum(mind, d2, out=mind)
+        torch.fmin(mind, d2, out=mind)  # fmin: a NaN distance (check_finite=False) never wins
         mind.index_fill_(0, center.reshape(1), -1.0)
 
     sel = torch.as_tensor(req.selected, device=dev, dtype=torch.long)

@@ -101,6 +101,7 @@ import torch.distributed as dist
 from torch.utils.data import Sampler
 
 from smallgan.checks import check_bool, check_choice, check_int, check_seed
+from smallgan.coreset import kcenter
 from smallgan.prefetch import Job, Selections, SelectionsOwner, WaitClock
 
 __all__ = ["PriorCoreset", "RandomPrior", "CoresetBatchSampler", "RandomBatchSampler"]
@@ -257,9 +258,11 @@ class PriorCoreset(SelectionsOwner, _Source):
         Non-negative seed.  ``None`` draws fresh entropy, stored in
         :attr:`seed` so the run can be repeated.
     device : str or torch.device, optional
-        Where the batches go (default CPU).  For a CUDA device each batch is
-        gathered into pinned host memory and copied with
-        ``non_blocking=True``, so the copy overlaps the running kernels.
+        Where the batches go (default CPU).  By default batches are drawn and
+        selected on the host ahead of time (see ``select_on``); for a CUDA
+        device each is then gathered into pinned host memory and copied with
+        ``non_blocking=True``, so the copy overlaps the running kernels and
+        the batches equal the CPU stream's exactly.
     prefetch : int, default 2
         Batches prepared ahead by the producer thread and the engine pool;
         0 draws and selects synchronously in ``next()``, with no thread.
@@ -277,6 +280,14 @@ class PriorCoreset(SelectionsOwner, _Source):
         Number of processes and this one's rank; default from
         ``torch.distributed`` when it is initialised, else 1 and 0.  Each
         rank draws its own stream (see Notes).
+    select_on : {"host", "device"}, default "host"
+        ``"host"``: the engine's background pool selects ``prefetch`` batches
+        ahead, off the training stream, and the batches are the same on every
+        machine.  ``"device"`` (a CUDA ``device`` only): each ``next()`` draws,
+        selects (the CUDA kernel when built, ``smallgan._core.cuda``, else
+        the torch fallback) and gathers on the current CUDA stream without
+        waiting; no producer thread, ``prefetch`` and ``threads`` unused; the
+        selection then runs on the GPU between the training kernels.
 
     Yields
     ------
@@ -303,6 +314,11 @@ class PriorCoreset(SelectionsOwner, _Source):
     ``rng.standard_normal((n, dim), dtype=float32)`` (normal), then
     ``f = rng.integers(n)``, with ``n = factor * batch_size``.  A single
     process and rank 0 of a distributed job therefore draw the same stream.
+    With ``select_on="device"``, ``z`` comes instead from a CUDA
+    ``torch.Generator`` seeded with ``rng.integers(2**63)`` (``torch.rand(...)
+    * 2 - 1`` or ``torch.randn``), then ``f = rng.integers(n)``: reproducible
+    from the seed on a given GPU and torch version, but not the host stream's
+    values.
 
     Thread safety: not thread-safe; call ``next()`` from one thread.
     ``close()`` may be called from any thread once that thread has stopped.
@@ -330,11 +346,15 @@ class PriorCoreset(SelectionsOwner, _Source):
         start: int = 0,
         num_replicas: Optional[int] = None,
         rank: Optional[int] = None,
+        select_on: str = "host",
     ) -> None:
         self.factor = check_int("factor", factor, 1)
         self.prefetch = check_int("prefetch", prefetch, 0)
         self.threads = _check_threads(threads)
+        self.select_on = check_choice("select_on", select_on, ("host", "device"))
         self._init_prior(dim, batch_size, distribution, seed, device, start, num_replicas, rank)
+        if self.select_on == "device" and self.device.type != "cuda":
+            raise ValueError(f"select_on='device' needs a CUDA device, got device={device!r}")
         self._selections: Optional[Selections] = None
         self._closed = False
 
@@ -354,9 +374,25 @@ class PriorCoreset(SelectionsOwner, _Source):
     def __iter__(self) -> "PriorCoreset":
         return self
 
+    def _next_on_device(self) -> torch.Tensor:
+        # Draw, select and gather on the current CUDA stream; nothing waits.
+        n = self.factor * self.batch_size
+        rng = _stream(self.seed, *_prior_key(self.position, self.rank))
+        gen = torch.Generator(device=self.device)
+        gen.manual_seed(int(rng.integers(2**63)))
+        if self.distribution == "uniform":
+            z = torch.rand((n, self.dim), generator=gen, device=self.device).mul_(2.0).sub_(1.0)
+        else:
+            z = torch.randn((n, self.dim), generator=gen, device=self.device)
+        idx = kcenter(z, self.batch_size, first=int(rng.integers(n)), check_finite=False)
+        self.position += 1
+        return z.index_select(0, idx)
+
     def __next__(self) -> torch.Tensor:
         if self._closed:
             raise StopIteration
+        if self.select_on == "device":
+            return self._next_on_device()
         if self._selections is None:
             # Started lazily: constructing a prior costs nothing.
             self._selections = Selections(
