@@ -377,7 +377,8 @@ class Trainer:
         Continue from ``out_dir/checkpoint.pt`` when it exists.
 
     Subclasses may override :meth:`discriminator_step` and
-    :meth:`generator_step` for other objectives (penalties, extra networks).
+    :meth:`generator_step` for other objectives (penalties, extra networks);
+    they return the loss (a 0-dim tensor, or a float).
 
     Thread safety
     -------------
@@ -518,26 +519,11 @@ class Trainer:
                 if self._stop:
                     break
                 t0 = time.perf_counter()
-                wait_prior = wait_target = data_s = 0.0
-                for _ in range(c.n_dis):
-                    t_data = time.perf_counter()
-                    x = self._to_real(next(real))
-                    data_s += time.perf_counter() - t_data
-                    wait_target += real_sampler.last_wait_s
-                    z = next(prior)
-                    wait_prior += prior.last_wait_s
-                    self._real_batches += 1
-                    self._prior_batches += 1
-                    ld = self.discriminator_step(x, z)
-                z = next(prior)
-                wait_prior += prior.last_wait_s
-                self._prior_batches += 1
-                lg = self.generator_step(z)
-                if self.ema is not None:
-                    self.ema.update(self.generator)
-                self.sched_g.step()
-                self.sched_d.step()
-                self.step += 1
+                ld_t, lg_t, wait_prior, wait_target, data_s = self._iteration(prior, real,
+                                                                              real_sampler)
+                # reading the losses waits for the device: the step time
+                # includes the device's work
+                ld, lg = float(ld_t), float(lg_t)
                 step_s = time.perf_counter() - t0
                 for k, v in (("d_loss", ld), ("g_loss", lg), ("step_time_s", step_s),
                              ("wait_prior_s", wait_prior), ("wait_target_s", wait_target),
@@ -574,6 +560,39 @@ class Trainer:
             if logger is not None:
                 logger.close()
 
+    def _iteration(self, prior: Any, real: Iterator[Any],
+                   real_sampler: Any) -> Tuple[Any, Any, float, float, float]:
+        """One training step: ``n_dis`` D updates, one G update, EMA, LR schedules.
+
+        Returns ``(d_loss, g_loss, wait_prior_s, wait_target_s, data_s)``; the
+        losses are whatever the step methods return (device tensors, not yet
+        read), so nothing here waits for the device.  The timing experiment
+        calls this too, in windows synchronised only at their edges.
+        """
+        c = self.config
+        wait_prior = wait_target = data_s = 0.0
+        ld: Any = None
+        for _ in range(c.n_dis):
+            t_data = time.perf_counter()
+            x = self._to_real(next(real))
+            data_s += time.perf_counter() - t_data
+            wait_target += real_sampler.last_wait_s
+            z = next(prior)
+            wait_prior += prior.last_wait_s
+            self._real_batches += 1
+            self._prior_batches += 1
+            ld = self.discriminator_step(x, z)
+        z = next(prior)
+        wait_prior += prior.last_wait_s
+        self._prior_batches += 1
+        lg = self.generator_step(z)
+        if self.ema is not None:
+            self.ema.update(self.generator)
+        self.sched_g.step()
+        self.sched_d.step()
+        self.step += 1
+        return ld, lg, wait_prior, wait_target, data_s
+
     # ----------------------------------------------------- overridable updates
 
     def _autocast(self):
@@ -591,18 +610,22 @@ class Trainer:
             loss.backward()
             opt.step()
 
-    def discriminator_step(self, real: torch.Tensor, z: torch.Tensor) -> float:
-        """One discriminator update on a real batch and a prior batch; returns its loss."""
+    def discriminator_step(self, real: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
+        """One discriminator update on a real batch and a prior batch.
+
+        Returns the loss as a detached 0-dim tensor on the device: reading it
+        (``float(loss)``) waits for the device, so the caller decides when.
+        """
         with torch.no_grad(), self._autocast():
             fake = self.generator(z)
         self.opt_d.zero_grad(set_to_none=True)
         with self._autocast():
             loss = d_loss(self.config.loss, self.discriminator(real), self.discriminator(fake))
         self._backward_step(loss, self.opt_d, self.scaler_d)
-        return float(loss.detach())
+        return loss.detach()
 
-    def generator_step(self, z: torch.Tensor) -> float:
-        """One generator update on a prior batch; returns its loss."""
+    def generator_step(self, z: torch.Tensor) -> torch.Tensor:
+        """One generator update on a prior batch; returns its loss as :meth:`discriminator_step`."""
         self.opt_g.zero_grad(set_to_none=True)
         # D's weights are not updated here: skip their gradients
         for p in self.discriminator.parameters():
@@ -614,7 +637,7 @@ class Trainer:
         finally:
             for p in self.discriminator.parameters():
                 p.requires_grad_(True)
-        return float(loss.detach())
+        return loss.detach()
 
     # ---------------------------------------------------------------- plumbing
 
