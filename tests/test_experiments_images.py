@@ -159,16 +159,58 @@ def test_lsgan_g_steps_repeat_generator_updates(tmp_path: Path) -> None:
 
 
 def test_timing_cli_smoke(tmp_path: Path, capsys) -> None:
-    assert main(["train", "timing", "--tiny", "--steps", "1", "--out", str(tmp_path)]) == 0
+    argv = ["train", "timing", "--tiny", "--batch-sizes", "8", "12", "--n-dis", "1", "2",
+            "--windows", "3", "--out", str(tmp_path)]
+    assert main(argv) == 0
     out = capsys.readouterr().out
-    for label in ("SN-GAN", "Small-GAN (synchronous)", "Small-GAN (prefetched)"):
+    for label in ("SN-GAN, random batches", "Small-GAN, synchronous core-sets",
+                  "Small-GAN, prefetched core-sets", "Prefetched core-sets: time added"):
         assert label in out
-    assert "+0.024 s per step" in out
+    assert out.count("[timing] n_dis") == 4  # a progress line per cell
     result = json.loads((tmp_path / "timing.json").read_text())
+    assert result["complete"]
     rows = result["rows"]
-    assert [(r["batch"], r["sampling"], r["prefetch"]) for r in rows] == [
-        (8, "random", 0), (8, "coreset", 0), (8, "coreset", 2), (16, "random", 0)]
-    assert all(r["seconds"] > 0 for r in rows) and rows[0]["overhead_s_per_step"] == 0
+    assert [(r["n_dis"], r["batch"], r["mode"]) for r in rows] == [
+        (nd, b, m) for nd in (1, 2) for b in (8, 12)
+        for m in ("random", "coreset-sync", "coreset-prefetch")]
+    for r in rows:
+        assert r["updates"] == 6 and len(r["windows_s"]) == 3  # 3 windows of 2 (tiny)
+        assert r["seconds"] == pytest.approx(sum(r["windows_s"]))
+        assert r["ms_per_update"] > 0 and 0 < r["host_ms"] and r["wait_ms"] >= 0
+    # paired against the random rows: exactly zero and one there
+    assert all(r["added_ms"] == 0 and r["ratio"] == 1 for r in rows if r["mode"] == "random")
+    with open(tmp_path / "timing.csv") as f:
+        lines = f.read().splitlines()
+    assert lines[0].startswith("n_dis,batch,mode,label,updates,seconds,ms_per_update,added_ms")
+    assert len(lines) == 1 + len(rows)
+    md = (tmp_path / "timing.md").read_text()
+    assert "| 6 updates (s) |" in md and "paper: added ms" in md
+    # the summary's prefetched column is the prefetched row, not the synchronous one
+    pre = next(r for r in rows if r["mode"] == "coreset-prefetch" and r["n_dis"] == 2
+               and r["batch"] == 12)
+    assert f"| 2 | 12 | {rows[9]['ms_per_update']:.2f} | {pre['added_ms']:+.3f} | " in md
+
+
+def test_timing_cell_counts_batches_and_keeps_them_seeded() -> None:
+    """A cell runs the trainer's own step: n_dis real and n_dis + 1 prior batches per update."""
+    cfg = timing.TimingConfig.tiny(window=3, windows=2, warmup=1)
+    data = timing.make_data(cfg)
+    with timing.Cell(cfg, 8, 2, data, "cpu") as cell:
+        cell.warm_up()
+        cell.round()
+        cell.round()
+        summary = cell.summary()
+        for m in timing.MODES:
+            t = cell._rigs[m].trainer
+            assert t.step == 7 and t._real_batches == 14 and t._prior_batches == 21
+        # same seed and step count: synchronous and prefetched core-sets trained alike
+        w_sync = cell._rigs["coreset-sync"].trainer.generator.state_dict()
+        w_pre = cell._rigs["coreset-prefetch"].trainer.generator.state_dict()
+        assert all(torch.equal(w_sync[k], w_pre[k]) for k in w_sync)
+    assert set(summary) == set(timing.MODES)
+    assert cell._rigs == {}  # closed
+    with pytest.raises(ValueError, match="modes must be some of"):
+        timing.Cell(cfg, 8, 1, data, "cpu", modes=("kmeans",))
 
 
 @pytest.mark.parametrize("make, match", [
@@ -178,7 +220,9 @@ def test_timing_cli_smoke(tmp_path: Path, capsys) -> None:
     (lambda: sagan_lsun.SAGANConfig(root="x", resolution=32), "resolution must be one of"),
     (lambda: lsgan_digits.LSGANConfig(discriminator="big"), "discriminator must be one of"),
     (lambda: timing.TimingConfig(dataset_size=100), "dataset_size=100 is smaller"),
-    (lambda: timing.TimingConfig(steps=0), "steps must be a positive integer"),
+    (lambda: timing.TimingConfig(window=0), "window must be a positive integer"),
+    (lambda: timing.TimingConfig(n_dis=()), "n_dis must be a non-empty list of positive"),
+    (lambda: timing.TimingConfig(batch_sizes=(64, 0)), "batch_sizes must be a non-empty list"),
 ])
 def test_bad_configs(make, match) -> None:
     with pytest.raises(ValueError, match=match):
