@@ -333,6 +333,9 @@ def add_config_arguments(parser: argparse.ArgumentParser, *, single: bool = True
                              "curve in metrics.csv (default: steps // 10)")
     parser.add_argument("--threads", type=int, default=d.threads,
                         help="torch CPU threads (default %(default)s)")
+    parser.add_argument("--prefetch", type=int, default=d.prefetch,
+                        help="core-set batches selected ahead on the engine's pool; 0 selects "
+                             "in the loop; never changes the batches (default %(default)s)")
     parser.add_argument("--device", default=d.device, help="torch device (default %(default)s)")
     parser.add_argument("--out", type=Path, required=True, help="output directory")
     parser.add_argument("--resume", action="store_true",
