@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Issue 13 on a CUDA machine: the gpu-marked tests, the GPU overhead check and
+# Issue 13 on a CUDA machine: the gpu-marked tests (test_gpu_paths.py and the
+# older CUDA cases in test_sampling.py / test_coreset_torch.py), the GPU overhead check and
 # Table 5.  Run from the repository root with smallgan already built and
 # installed (e.g. `pip install --no-build-isolation .`) and OUT set to an empty
 # folder:
@@ -39,7 +40,7 @@ fi
 
 echo "== gpu tests and the overhead check"
 timeout -k 10 170 python -m pytest -q -rA -m gpu "${compat[@]}" \
-  tests/test_gpu_paths.py bench/test_bench_gpu_step.py \
+  tests/test_gpu_paths.py bench/test_bench_gpu_step.py tests/test_sampling.py tests/test_coreset_torch.py \
   --benchmark-json "$OUT/bench.json" 2>&1 | tee "$OUT/pytest.log" || status=1
 
 echo "== Table 5"
