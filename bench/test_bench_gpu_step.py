@@ -34,8 +34,10 @@ ROUNDS = 15
 BATCH = 128
 
 _cuda = [pytest.mark.gpu, pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")]
-CASES = [pytest.param("cuda", n_dis, marks=_cuda, id=f"cuda-ndis{n_dis}") for n_dis in (1, 5)]
-CASES.append(pytest.param("cpu", 1, id="cpu-tiny-ndis1"))
+# the two planners of the samplers (smallgan.prefetch.PLANNERS) as two variants
+CASES = [pytest.param("cuda", n_dis, mode, marks=_cuda, id=f"cuda-ndis{n_dis}-{mode}")
+         for n_dis in (1, 5) for mode in ("coreset-prefetch", "coreset-prefetch-caller")]
+CASES.append(pytest.param("cpu", 1, "coreset-prefetch", id="cpu-tiny-ndis1"))
 
 
 def _config(device: str, n_dis: int) -> timing.TimingConfig:
@@ -46,16 +48,16 @@ def _config(device: str, n_dis: int) -> timing.TimingConfig:
                                warmup=5, device=device)
 
 
-@pytest.mark.parametrize("device, n_dis", CASES)
-def test_prefetched_coreset_overhead_on_sngan_step(benchmark, capsys, device, n_dis):
+@pytest.mark.parametrize("device, n_dis, mode", CASES)
+def test_prefetched_coreset_overhead_on_sngan_step(benchmark, capsys, device, n_dis, mode):
     cfg = _config(device, n_dis)
     batch = cfg.batch_sizes[0]
     data = timing.make_data(cfg)
-    with timing.Cell(cfg, batch, n_dis, data, device, modes=("random", "coreset-prefetch")) as cell:
+    with timing.Cell(cfg, batch, n_dis, data, device, modes=("random", mode)) as cell:
         cell.warm_up()
         benchmark.pedantic(cell.round, rounds=cfg.windows, iterations=1)
         summary = cell.summary()
-    rnd, pre = summary["random"], summary["coreset-prefetch"]
+    rnd, pre = summary["random"], summary[mode]
     info = {"device": timing._machine(device)["gpu"] or "cpu", "batch": batch, "n_dis": n_dis,
             "window": cfg.window, "rounds": len(rnd["windows_s"]),
             "random_ms_per_update": rnd["ms_per_update"],
@@ -65,7 +67,7 @@ def test_prefetched_coreset_overhead_on_sngan_step(benchmark, capsys, device, n_
             "wait_ms_prefetched": pre["wait_ms"], "paper_added_ms": PAPER_MS}
     benchmark.extra_info.update(info)
     line = (f"{device} n_dis {n_dis} batch {batch}: random {rnd['ms_per_update']:.2f} ms/update, "
-            f"prefetched core-sets {pre['added_ms']:+.3f} ms (ratio {pre['ratio']:.4f}; host "
+            f"{timing.MODES[mode][0]} {pre['added_ms']:+.3f} ms (ratio {pre['ratio']:.4f}; host "
             f"{pre['host_ms']:.2f} ms, wait {pre['wait_ms']:.3f} ms), paper +{PAPER_MS:.0f} ms")
     with capsys.disabled():
         print(f"\n[overhead] {line}")

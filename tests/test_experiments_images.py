@@ -172,7 +172,7 @@ def test_timing_cli_smoke(tmp_path: Path, capsys) -> None:
     rows = result["rows"]
     assert [(r["n_dis"], r["batch"], r["mode"]) for r in rows] == [
         (nd, b, m) for nd in (1, 2) for b in (8, 12)
-        for m in ("random", "coreset-sync", "coreset-prefetch")]
+        for m in ("random", "coreset-sync", "coreset-prefetch", "coreset-prefetch-caller")]
     for r in rows:
         assert r["updates"] == 6 and len(r["windows_s"]) == 3  # 3 windows of 2 (tiny)
         assert r["seconds"] == pytest.approx(sum(r["windows_s"]))
@@ -188,7 +188,11 @@ def test_timing_cli_smoke(tmp_path: Path, capsys) -> None:
     # the summary's prefetched column is the prefetched row, not the synchronous one
     pre = next(r for r in rows if r["mode"] == "coreset-prefetch" and r["n_dis"] == 2
                and r["batch"] == 12)
-    assert f"| 2 | 12 | {rows[9]['ms_per_update']:.2f} | {pre['added_ms']:+.3f} | " in md
+    cal = next(r for r in rows if r["mode"] == "coreset-prefetch-caller" and r["n_dis"] == 2
+               and r["batch"] == 12)
+    rnd = next(r for r in rows if r["mode"] == "random" and r["n_dis"] == 2 and r["batch"] == 12)
+    assert (f"| 2 | 12 | {rnd['ms_per_update']:.2f} | {pre['added_ms']:+.3f} | {pre['ratio']:.4f} | "
+            f"{cal['added_ms']:+.3f} | ") in md
 
 
 def test_timing_cell_counts_batches_and_keeps_them_seeded() -> None:

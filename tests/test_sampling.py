@@ -389,13 +389,14 @@ def test_sampler_argument_errors(args, kwargs, exc, match):
 # errors in background jobs surface at their batch
 # --------------------------------------------------------------------------
 
-@pytest.mark.parametrize("prefetch", [0, 1, 4])
+@pytest.mark.parametrize("prefetch, planner", [(0, "thread"), (1, "thread"), (4, "thread"),
+                                               (1, "caller"), (4, "caller")])
 @pytest.mark.parametrize("sync_raise", [False, True])
-def test_injected_job_failure_surfaces_at_its_batch(monkeypatch, prefetch, sync_raise):
+def test_injected_job_failure_surfaces_at_its_batch(monkeypatch, prefetch, planner, sync_raise):
     emb = _emb(800)
     want = list(CoresetBatchSampler(emb, 16, factor=4, seed=0))[:3]
     rec = _Recorder(monkeypatch, fail_at=3, fail_sync_raise=sync_raise)
-    it = iter(CoresetBatchSampler(emb, 16, factor=4, seed=0, prefetch=prefetch))
+    it = iter(CoresetBatchSampler(emb, 16, factor=4, seed=0, prefetch=prefetch, planner=planner))
     assert [next(it) for _ in range(3)] == want
     with pytest.raises(RuntimeError, match="injected failure at call 3") as info:
         next(it)
@@ -711,3 +712,34 @@ def test_a_sampler_started_before_fork_raises_in_the_child_instead_of_hanging():
                        env=dict(os.environ, PYTHONPATH=str(PYTHON_DIR)))
     assert p.returncode == 0, p.stderr
     assert "CHILD this sampler's prefetch thread was started in the parent process" in p.stdout
+
+
+def test_the_caller_planner_gives_the_same_batches_without_a_thread():
+    emb = _emb(2000)
+    before = {t.name for t in threading.enumerate()}
+    for prefetch in (1, 3):
+        with PriorCoreset(6, 16, seed=3, prefetch=prefetch, planner="caller") as a, \
+                PriorCoreset(6, 16, seed=3, prefetch=0) as b:
+            for _ in range(7):
+                assert torch.equal(next(a), next(b))
+            assert "smallgan-prefetch" not in {t.name for t in threading.enumerate()} - before
+        s_caller = CoresetBatchSampler(emb, 20, factor=4, seed=1, prefetch=prefetch, planner="caller")
+        s_sync = CoresetBatchSampler(emb, 20, factor=4, seed=1, prefetch=0)
+        for epoch in (0, 1):
+            assert list(s_caller) == list(s_sync)
+        s_caller.set_epoch(0, start=90)
+        s_sync.set_epoch(0, start=90)
+        assert list(s_caller) == list(s_sync)  # end of the epoch: nothing planned past it
+    with pytest.raises(ValueError, match="planner must be one of 'thread', 'caller'; got 'gpu'"):
+        PriorCoreset(4, 2, planner="gpu")
+
+
+def test_the_caller_planner_cancels_its_pending_jobs_on_close(monkeypatch):
+    rec = _Recorder(monkeypatch)
+    prior = PriorCoreset(4, 8, seed=0, prefetch=4, planner="caller")
+    next(prior)
+    assert len(rec.futures) == 5  # batch 0, then 4 in flight
+    prior.close()
+    assert all(f.done() for f in rec.futures)
+    with pytest.raises(StopIteration):
+        next(prior)

@@ -17,6 +17,14 @@ stream.  A stream whose producer thread was started before ``fork()`` cannot
 run in the child (the thread does not exist there): ``next()`` in the child
 raises ``RuntimeError`` instead of waiting forever.
 
+Two planners: ``"thread"`` (the default) plans on a producer thread, which
+keeps the random draws and gathers off the training loop; ``"caller"`` plans
+on the consumer's own thread inside ``next()`` and only the k-center work
+runs elsewhere (the engine pool, GIL released).  A training loop that is
+bound by Python (kernel launches on a fast GPU) holds the GIL nearly all the
+time; a producer thread then costs it a GIL hand-over, and the wait for it,
+at every numpy call the producer makes.  :data:`PLANNERS` names both.
+
 Nothing here is public API; users build :class:`smallgan.sampling.PriorCoreset`
 and :class:`smallgan.sampling.CoresetBatchSampler`.
 """
@@ -37,7 +45,10 @@ import numpy as np
 # Looked up at call time (module globals), so tests can substitute them.
 from smallgan.coreset import kcenter, kcenter_async
 
-__all__ = ["Selections", "SelectionsOwner", "Job", "WaitClock"]
+__all__ = ["Selections", "SelectionsOwner", "Job", "WaitClock", "PLANNERS"]
+
+#: Where batches are planned: a producer thread, or the consumer's thread.
+PLANNERS = ("thread", "caller")
 
 
 class WaitClock:
@@ -163,8 +174,13 @@ class Selections:
         clock: WaitClock,
         finish: Callable[[Any, Any], Any],
         start: int = 0,
+        planner: str = "thread",
     ) -> None:
         self._plan: Optional[Callable[[int], Job]] = plan
+        # "thread": a producer thread plans (draws, gathers) and submits;
+        # "caller": next() plans and submits on the consumer's thread, so no
+        # other Python thread ever competes for the GIL (see PLANNERS)
+        self._caller_plans = planner == "caller"
         self._finish = finish  # (context, indices) -> batch, on the consumer
         self._count = count  # None: endless
         self._prefetch = prefetch
@@ -245,6 +261,8 @@ class Selections:
             )
         if self._prefetch == 0:
             return self._next_sync()
+        if self._caller_plans:
+            return self._next_planned_here()
         if self._thread is None:
             self._start()
         t0 = time.perf_counter()
@@ -270,6 +288,48 @@ class Selections:
         # short stretches, which would slow this thread down if they ran
         # while it is still busy here rather than back in the training step.
         self._slots.release()
+        return batch
+
+    def _fill(self) -> None:
+        """Plan and submit batches on this thread until ``prefetch`` are in flight."""
+        while self._out.qsize() < self._prefetch and (self._count is None or self._planned < self._count):
+            b = self._planned
+            self._planned += 1
+            context = None
+            try:
+                job = self._plan(b)  # type: ignore[misc]
+                context = job.context
+                future = kcenter_async(job.x, job.k, first=job.first, threads=self._threads)
+                del job
+            except Exception as exc:
+                # raised at batch b, in order; nothing after it is planned
+                future = _failed(exc)
+                self._count = self._planned
+            _LIVE.add(self)  # jobs in the pool: fork must know
+            self._out.put((b, context, future))
+
+    def _next_planned_here(self) -> Any:
+        t0 = time.perf_counter()
+        b = -1
+        try:
+            if self._out.empty():
+                self._fill()
+                if self._out.empty():
+                    self.close()
+                    raise StopIteration
+            b, context, future = self._out.get_nowait()
+            idx = future.result()
+            self._clock.add(time.perf_counter() - t0)
+            batch = self._finish(context, idx)
+            # top up after the batch is finished: these selections then run
+            # on the pool while the caller trains on it
+            self._fill()
+        except StopIteration:
+            raise
+        except BaseException as exc:
+            self._annotate(exc, b)
+            self.close(wait=isinstance(exc, Exception))
+            raise
         return batch
 
     def close(self, wait: bool = True) -> None:

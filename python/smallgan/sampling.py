@@ -102,7 +102,7 @@ from torch.utils.data import Sampler
 
 from smallgan.checks import check_bool, check_choice, check_int, check_seed
 from smallgan.coreset import kcenter
-from smallgan.prefetch import Job, Selections, SelectionsOwner, WaitClock
+from smallgan.prefetch import PLANNERS, Job, Selections, SelectionsOwner, WaitClock
 
 __all__ = ["PriorCoreset", "RandomPrior", "CoresetBatchSampler", "RandomBatchSampler"]
 
@@ -273,6 +273,12 @@ class PriorCoreset(SelectionsOwner, _Source):
         selections at once, and fanning a sub-millisecond job out to OpenMP
         threads costs barrier latency (milliseconds when the training step
         keeps the cores busy) and takes cores from the training step.
+    planner : {"thread", "caller"}, default "thread"
+        Where each batch's random draws and gathering run: a producer thread
+        (off the training loop), or the caller's thread inside ``next()``,
+        with only the k-center selection on the engine pool.  Same batches
+        either way.  ``"caller"`` suits loops bound by Python on a fast GPU,
+        where a second Python thread makes the loop wait for the GIL.
     start : int, default 0
         Number of the first batch: ``start=position`` of an earlier stream
         with the same seed resumes it exactly, without replaying it.
@@ -343,6 +349,7 @@ class PriorCoreset(SelectionsOwner, _Source):
         prefetch: int = 2,
         *,
         threads: Optional[int] = 1,
+        planner: str = "thread",
         start: int = 0,
         num_replicas: Optional[int] = None,
         rank: Optional[int] = None,
@@ -351,6 +358,7 @@ class PriorCoreset(SelectionsOwner, _Source):
         self.factor = check_int("factor", factor, 1)
         self.prefetch = check_int("prefetch", prefetch, 0)
         self.threads = _check_threads(threads)
+        self.planner = check_choice("planner", planner, PLANNERS)
         self.select_on = check_choice("select_on", select_on, ("host", "device"))
         self._init_prior(dim, batch_size, distribution, seed, device, start, num_replicas, rank)
         if self.select_on == "device" and self.device.type != "cuda":
@@ -398,6 +406,7 @@ class PriorCoreset(SelectionsOwner, _Source):
             self._selections = Selections(
                 self._make_plan(), None, self.prefetch, self.threads, self._clock,
                 _prior_finisher(self.device, self.batch_size, self.dim), self.position,
+                self.planner,
             )
         try:
             z = self._selections.next()
@@ -606,6 +615,12 @@ class CoresetBatchSampler(_EpochBatches):
         selections at once, and fanning a sub-millisecond job out to OpenMP
         threads costs barrier latency (milliseconds when the training step
         keeps the cores busy) and takes cores from the training step.
+    planner : {"thread", "caller"}, default "thread"
+        Where each batch's random draws and gathering run: a producer thread
+        (off the training loop), or the caller's thread inside ``next()``,
+        with only the k-center selection on the engine pool.  Same batches
+        either way.  ``"caller"`` suits loops bound by Python on a fast GPU,
+        where a second Python thread makes the loop wait for the GIL.
 
     Yields
     ------
@@ -666,12 +681,14 @@ class CoresetBatchSampler(_EpochBatches):
         prefetch: int = 2,
         *,
         threads: Optional[int] = 1,
+        planner: str = "thread",
     ) -> None:
         self.embeddings = _as_embedding_array(embeddings)
         self.factor = check_int("factor", factor, 1)
         self._init_epochs(self.embeddings.shape[0], batch_size, seed, num_replicas, rank, drop_last)
         self.prefetch = check_int("prefetch", prefetch, 0)
         self.threads = _check_threads(threads)
+        self.planner = check_choice("planner", planner, PLANNERS)
         n = self.embeddings.shape[0]
         m = self.factor * self.batch_size
         if m > self.rows_per_rank:
@@ -744,7 +761,7 @@ class _EpochIterator(SelectionsOwner):
             self.epoch, start = s._claim_epoch()
             self._selections = Selections(
                 s._make_plan(self.epoch), len(s), s.prefetch, s.threads, s._clock,
-                _rows_of_selection, start,
+                _rows_of_selection, start, s.planner,
             )
         try:
             return self._selections.next()

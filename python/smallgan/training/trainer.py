@@ -60,6 +60,7 @@ import math
 import signal
 import threading
 import time
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Dict, Iterator, List, Mapping, Optional, Sequence, Tuple, Union
@@ -71,6 +72,7 @@ from torch.utils.data import DataLoader, Dataset
 
 from smallgan.atomic import atomic_write
 from smallgan.checks import check_bool, check_choice, check_float, check_int
+from smallgan.prefetch import PLANNERS
 from smallgan.sampling import CoresetBatchSampler, PriorCoreset, RandomBatchSampler, RandomPrior
 from smallgan.training.checkpoint import ResumeError, load_checkpoint, save_checkpoint
 from smallgan.training.ema import EMA
@@ -91,7 +93,7 @@ LR_DECAYS = ("none", "linear")
 # the trajectory of the weights (steps may grow: the run is then extended).
 _RESUMABLE_CHANGES = frozenset({
     "steps", "log_every", "sample_every", "eval_every", "checkpoint_every", "progress",
-    "tensorboard", "plot_samples", "num_workers", "prefetch",
+    "tensorboard", "plot_samples", "num_workers", "prefetch", "planner",
 })
 # Experiment settings (Trainer's extra_config) that may change on resume, by
 # field name: the cadences above, evaluation sample counts and the engine's
@@ -161,6 +163,9 @@ class TrainConfig:
         Show a progress bar; write TensorBoard events.
     num_workers, prefetch : int
         DataLoader workers; batches the core-set samplers select ahead.
+    planner : str
+        ``"thread"`` or ``"caller"``: where the core-set samplers plan their
+        batches (see :class:`smallgan.sampling.PriorCoreset`); same batches.
     """
 
     steps: int = 10_000
@@ -194,6 +199,7 @@ class TrainConfig:
     tensorboard: bool = True
     num_workers: int = 0
     prefetch: int = 2
+    planner: str = "thread"
 
     def __post_init__(self) -> None:
         check_int("steps", self.steps, 0)
@@ -227,6 +233,7 @@ class TrainConfig:
         check_int("plot_samples", self.plot_samples, 1)
         check_int("num_workers", self.num_workers, 0)
         check_int("prefetch", self.prefetch, 0)
+        check_choice("planner", self.planner, PLANNERS)
         for name in ("coreset_prior", "coreset_target", "amp", "progress", "tensorboard"):
             check_bool(name, getattr(self, name))
         if not isinstance(self.device, str):
@@ -588,8 +595,15 @@ class Trainer:
         lg = self.generator_step(z)
         if self.ema is not None:
             self.ema.update(self.generator)
-        self.sched_g.step()
-        self.sched_d.step()
+        with warnings.catch_warnings():
+            # With AMP, GradScaler skips an optimizer step whose gradients
+            # overflowed (the first steps, while it calibrates); the schedule
+            # still advances one step per iteration, as intended, and torch
+            # warns that the scheduler stepped before the optimizer did.
+            warnings.filterwarnings("ignore", message=r"Detected call of `lr_scheduler\.step\(\)` "
+                                                      r"before `optimizer\.step\(\)`")
+            self.sched_g.step()
+            self.sched_d.step()
         self.step += 1
         return ld, lg, wait_prior, wait_target, data_s
 
@@ -656,7 +670,7 @@ class Trainer:
                       start=self._prior_batches)
         if c.uses_prior_coreset:
             return PriorCoreset(c.z_dim, c.batch_size, factor=c.prior_factor,
-                                prefetch=c.prefetch, **common)
+                                prefetch=c.prefetch, planner=c.planner, **common)
         return RandomPrior(c.z_dim, c.batch_size, **common)
 
     def _make_real_sampler(self):
@@ -664,7 +678,7 @@ class Trainer:
         if c.uses_target_coreset:
             return CoresetBatchSampler(self.data.embeddings, c.batch_size,
                                        factor=c.target_factor, seed=self._real_seed,
-                                       drop_last=True, prefetch=c.prefetch)
+                                       drop_last=True, prefetch=c.prefetch, planner=c.planner)
         return RandomBatchSampler(len(self.data.dataset), c.batch_size,  # type: ignore[arg-type]
                                   seed=self._real_seed, drop_last=True)
 
