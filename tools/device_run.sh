@@ -21,6 +21,10 @@ set -uo pipefail
 export PYTHONUNBUFFERED=1
 : "${OUT:?set OUT to the folder for logs and results}"
 SANITIZE_BEFORE_S=${SANITIZE_BEFORE_S:-330}
+# STEPS: which of "sanitize-first cuda-tests cuda-bench paths timing sanitize" to run
+STEPS=" ${STEPS:-cuda-tests cuda-bench paths timing sanitize} "
+PATHS_K=${PATHS_K:-}
+want() { [[ "$STEPS" == *" $1 "* ]]; }
 mkdir -p "$OUT"
 # steps run in pipelines (subshells): failures are recorded in a file
 FAILED=/tmp/device_run.failed; rm -f "$FAILED"
@@ -62,33 +66,48 @@ if ! python -c "import pytest_timeout" 2>/dev/null; then
   compat+=(-o "addopts=-ra --strict-markers" -W "ignore::pytest.PytestConfigWarning")
 fi
 
+sanitize() {
+  for tool in memcheck racecheck; do
+    step "compute-sanitizer --tool $tool"
+    timeout -k 5 90 compute-sanitizer --tool "$tool" --error-exitcode 86 --show-backtrace device \
+      python tools/cuda_smoke.py 2>&1 | grep -v "Host Frame" | head -150 || fail "sanitizer $tool"
+  done
+}
+
 {
-  step "CUDA kernel: gpu tests"
-  timeout -k 10 150 python -m pytest -q -rfE -m gpu "${compat[@]}" tests/test_coreset_cuda.py || fail "cuda tests"
-  step "CUDA kernel: benchmark"
-  timeout -k 10 150 python bench/bench_cuda.py --out "$OUT/bench_cuda.md" || fail "bench_cuda"
+  if want sanitize-first; then sanitize; fi
+  if want cuda-tests; then
+    step "CUDA kernel: gpu tests"
+    timeout -k 10 150 python -m pytest -q -rfE -m gpu "${compat[@]}" tests/test_coreset_cuda.py || fail "cuda tests"
+  fi
+  if want cuda-bench; then
+    step "CUDA kernel: benchmark"
+    timeout -k 10 150 python bench/bench_cuda.py --out "$OUT/bench_cuda.md" || fail "bench_cuda"
+  fi
 } 2>&1 | tee -a "$OUT/cuda.log"
 
 {
+  if want paths; then
   step "CUDA paths (sampling, embeddings, AMP, SIGINT + resume) and the GPU overhead check"
-  timeout -k 10 170 python -m pytest -q -rfE -m gpu "${compat[@]}" \
+  timeout -k 10 170 python -m pytest -q -rfE -m gpu "${compat[@]}" ${PATHS_K:+-k "$PATHS_K"} \
     tests/test_gpu_paths.py bench/test_bench_gpu_step.py tests/test_sampling.py tests/test_coreset_torch.py \
     --benchmark-json "$OUT/bench.json" || fail "gpu paths"
+  fi
+  if want timing; then
   step "Table 5"
   rm -rf /tmp/timing
   # TIMING_ARGS replaces the sizes for a dry run on a CPU (TIMING_ARGS=--tiny)
   read -r -a timing_args <<<"${TIMING_ARGS:---batch-sizes 64 128 256 --n-dis 1 5 --window 10 --windows 5 --warmup 5}"
-  timeout -k 10 170 python -m smallgan train timing "${timing_args[@]}" --out /tmp/timing || fail "timing"
+  timeout -k 10 200 python -m smallgan train timing "${timing_args[@]}" --out /tmp/timing || fail "timing"
   cp /tmp/timing/timing.md /tmp/timing/timing.csv "$OUT/" 2>/dev/null || fail "timing files"
+  fi
 } 2>&1 | tee "$OUT/paths.log"
 
 {
-  if command -v compute-sanitizer >/dev/null 2>&1 && [ "$SECONDS" -lt "$SANITIZE_BEFORE_S" ]; then
-    for tool in memcheck racecheck; do
-      step "compute-sanitizer --tool $tool"
-      timeout -k 5 60 compute-sanitizer --tool "$tool" --error-exitcode 86 python tools/cuda_smoke.py \
-        2>&1 | tail -25 || fail "sanitizer $tool"
-    done
+  if ! want sanitize; then
+    :
+  elif command -v compute-sanitizer >/dev/null 2>&1 && [ "$SECONDS" -lt "$SANITIZE_BEFORE_S" ]; then
+    sanitize
   else
     step "compute-sanitizer skipped (not found, or ${SECONDS}s >= ${SANITIZE_BEFORE_S}s)"
   fi
