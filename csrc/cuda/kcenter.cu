@@ -55,6 +55,16 @@ constexpr int kWarps = kThreads / 32;
 constexpr std::int64_t kMaxCentreShared = 8192;  // stage the centre in shared memory up to this d
 constexpr int kStreamBlocksPerSm = 4;      // grid of the streaming kernel: SMs x this (occupancy permitting)
 
+// Floats of shared memory for the centre: d rounded up to a multiple of 8,
+// plus 8 floats of padding.  compute-sanitizer on an H200 reported 16-byte
+// reads of the centre past its end in the distance loop (unrolled by 8,
+// vectorised): one at the centre with d = 1, and such reads racing with the
+// min-distance writes next to the centre.  The PTX guards those loads, so
+// ptxas moves them above their guard (inferred); their values are never
+// used.  With the padding they read only memory that belongs to the centre
+// and that nothing writes.
+__host__ __device__ constexpr long long centre_floats(long long d) { return (d + 7) / 8 * 8 + 8; }
+
 void check(cudaError_t e, const char* what) {
     if (e != cudaSuccess)
         throw std::runtime_error(std::string("smallgan CUDA kernel: ") + what + " failed: " + cudaGetErrorString(e));
@@ -196,7 +206,7 @@ __global__ void __launch_bounds__(kThreads) select_kernel(SelectParams p) {
     const int d = p.d;
 
     float* const cs = smem;
-    float* const ms = smem + (kCShared ? d : 0);
+    float* const ms = smem + (kCShared ? centre_floats(d) : 0);
     float* const xs = ms + p.rows;
     float* const m = kXShared ? ms : p.gmind + r0;          // this block's min-distances
     const float* const xb = kXShared ? xs : p.X + r0;      // this block's x: column j at xb + j * xld
@@ -398,9 +408,11 @@ Plan make_plan(const DeviceInfo& di, std::int64_t n, std::int64_t d, int request
     const std::int64_t sms = std::max(1, di.sms);
     const std::int64_t max_blocks = di.cooperative ? std::min<std::int64_t>(kMaxBlocks, n) : 1;
 
-    // largest rows per block whose resident footprint (d + R + d * R floats) fits
+    // largest rows per block whose resident footprint (C + R + d * R floats,
+    // C = centre_floats(d)) fits
     const std::int64_t budget_floats = di.max_dynamic[kResident] / static_cast<std::int64_t>(sizeof(float));
-    const std::int64_t r_fit = budget_floats > d ? (budget_floats - d) / (d + 1) : 0;
+    const std::int64_t C = centre_floats(d);
+    const std::int64_t r_fit = budget_floats > C ? (budget_floats - C) / (d + 1) : 0;
 
     std::int64_t G;
     if (requested > 0) {
@@ -413,7 +425,7 @@ Plan make_plan(const DeviceInfo& di, std::int64_t n, std::int64_t d, int request
     std::int64_t R = ceil_div(n, G);
     G = ceil_div(n, R);
     if (R <= r_fit) {
-        const std::size_t bytes = static_cast<std::size_t>(d + R + d * R) * sizeof(float);
+        const std::size_t bytes = static_cast<std::size_t>(C + R + d * R) * sizeof(float);
         if (G == 1 || G <= static_cast<std::int64_t>(blocks_per_sm(kResident, bytes)) * sms) {
             pl.blocks = static_cast<int>(G);
             pl.rows_per_block = static_cast<int>(R);
@@ -425,7 +437,7 @@ Plan make_plan(const DeviceInfo& di, std::int64_t n, std::int64_t d, int request
     }
     const bool c_shared = d <= kMaxCentreShared;
     const int mode = c_shared ? kStream : kStreamWideD;
-    const std::size_t bytes = c_shared ? static_cast<std::size_t>(d) * sizeof(float) : 0;
+    const std::size_t bytes = c_shared ? static_cast<std::size_t>(C) * sizeof(float) : 0;
     const std::int64_t fit = std::max<std::int64_t>(1, static_cast<std::int64_t>(blocks_per_sm(mode, bytes)) * sms);
     std::int64_t cap = std::min(max_blocks, fit);
     if (requested > 0)
