@@ -1,7 +1,7 @@
 """Small runs of every launch mode of the CUDA kernel, checked against the CPU engine.
 
 Meant to run under compute-sanitizer (memcheck, racecheck, synccheck) from
-tools/device_cuda_check.sh, so the problems are tiny.  Prints one line per
+tools/device_run.sh, so the problems are tiny.  Prints one line per
 case and ``SMOKE OK`` at the end; raises on the first mismatch.
 """
 from __future__ import annotations

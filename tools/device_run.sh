@@ -111,7 +111,7 @@ sanitize() {
   else
     step "compute-sanitizer skipped (not found, or ${SECONDS}s >= ${SANITIZE_BEFORE_S}s)"
   fi
-  step "done; failed steps: $(tr '\n' ' ' <"$FAILED" 2>/dev/null)"
+  step "done; failed steps: $(cat "$FAILED" 2>/dev/null | tr '\n' ' ')"
 } 2>&1 | tee -a "$OUT/cuda.log"
 
 echo; cat "$OUT/bench_cuda.md" 2>/dev/null | tail -30
