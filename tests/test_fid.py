@@ -347,7 +347,7 @@ def test_extract_features_needs_enough_images() -> None:
 
 
 def test_fid_argument_checks() -> None:
-    with pytest.raises(ValueError, match="n_fake must be an integer >= 2, got 1"):
+    with pytest.raises(ValueError, match="n_fake must be >= 2, got 1"):
         F.fid(lambda b: None, lambda: [], n_fake=1, feature="random-conv")
     with pytest.raises(ValueError, match="feature must be one of"):
         F.load_feature_extractor("vgg")

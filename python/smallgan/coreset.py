@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import atexit
 import math
-import numbers
 import os
 import sys
 from concurrent.futures import Future
@@ -18,6 +17,7 @@ from typing import Any, Callable, Optional, Sequence, Tuple, Union
 import numpy as np
 
 from smallgan import _core
+from smallgan.checks import check_int
 
 __all__ = ["kcenter", "kcenter_async"]
 
@@ -44,11 +44,12 @@ def _is_torch(x: Any) -> bool:
 
 
 def _as_int(name: str, value: Any) -> int:
-    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (numbers.Integral, np.integer)):
-        if _is_torch(value) and value.numel() == 1 and not value.dtype.is_floating_point:
-            return int(value.item())
-        raise TypeError(f"{name} must be an integer, got {value!r} of type {type(value).__name__}")
-    return int(value)
+    # smallgan.checks' rule (TypeError for a non-integer), plus one-element
+    # integer tensors, which users pass for k and first
+    if _is_torch(value) and value.numel() == 1 and not value.dtype.is_floating_point \
+            and value.dtype != _torch_module().bool:
+        return int(value.item())
+    return check_int(name, value)
 
 
 def _check_dtype(kind: str, dtype: Any) -> None:

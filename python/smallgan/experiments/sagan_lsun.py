@@ -29,6 +29,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Dict, Optional, Union
 
+from smallgan.checks import check_int
 from smallgan.experiments.image_gan import (ImageGANConfig, add_common_arguments,
                                             config_from_args, format_result, run_image_gan)
 
@@ -52,8 +53,7 @@ class SAGANConfig(ImageGANConfig):
 
         if self.resolution not in G_WIDTHS:
             raise ValueError(f"resolution must be one of {sorted(G_WIDTHS)}, got {self.resolution!r}")
-        if isinstance(self.ch, bool) or not isinstance(self.ch, int) or self.ch < 8:
-            raise ValueError(f"ch must be an integer >= 8 (self-attention), got {self.ch!r}")
+        check_int("ch", self.ch, 8)  # >= 8: self-attention divides the channels by 8
         if self.root is None:
             raise ValueError("root is required: the folder of exported LSUN images")
         super().__post_init__()

@@ -35,6 +35,7 @@ from typing import Callable, Iterable, Optional, Union
 import numpy as np
 
 from smallgan.atomic import atomic_write
+from smallgan.checks import check_int
 
 __all__ = [
     "frechet_distance",
@@ -360,8 +361,7 @@ def extract_features(batches: Iterable, extractor: Callable, n: int, *,
     ndarray, shape (n, D), float64
     """
     torch = _torch()
-    if not isinstance(n, int) or n < 2:
-        raise ValueError(f"n must be an integer >= 2, got {n!r}")
+    check_int("n", n, 2)
     lo, hi = value_range
     if not hi > lo:
         raise ValueError(f"value_range must be (low, high) with high > low, got {value_range!r}")
@@ -444,9 +444,7 @@ def fid(sample: Callable[[int], "object"], real_batches: Callable[[], Iterable],
         ``str(result)`` reads e.g. ``FID 18.75 (50k fake / 50k real, inception)``.
     """
     for name, value in (("n_fake", n_fake), ("n_real", n_real), ("batch_size", batch_size)):
-        if not isinstance(value, int) or value < (2 if name != "batch_size" else 1):
-            raise ValueError(f"{name} must be an integer >= {2 if name != 'batch_size' else 1}, "
-                             f"got {value!r}")
+        check_int(name, value, 2 if name != "batch_size" else 1)
     if extractor is None:
         extractor, feature = load_feature_extractor(feature, weights=weights, device=device,
                                                     fallback=fallback)
