@@ -185,3 +185,26 @@ def test_grid_cli_keeps_tracebacks_for_errors_raised_while_training(tmp_path, mo
     (tmp_path / "g" / "m4" / "random" / "seed0" / "log.csv").write_text("x\n")
     assert cli.main(argv) == 2
     assert "already exists: pass resume=True" in capsys.readouterr().err
+
+
+def test_gmm_curves_collects_every_evaluation_and_draws_them(tmp_path, capsys):
+    import csv
+
+    from smallgan import cli
+
+    base = GMMConfig(**dict(TINY, steps=12, eval_every=4))
+    run_grid(base, tmp_path / "g", modes=(4,), seeds=(0,), tensorboard=False, echo=lambda s: None)
+    assert cli.main(["train", "gmm-curves", str(tmp_path / "g"), "--out", str(tmp_path / "c")]) == 0
+    with open(tmp_path / "c.csv") as f:
+        rows = list(csv.DictReader(f))
+    assert [(r["label"], int(r["step"])) for r in rows] == [
+        (lab, s) for lab in ("Small-GAN", "GAN") for s in (4, 8, 12)]
+    for sampling, label in (("random", "GAN"), ("coreset", "Small-GAN")):
+        with open(tmp_path / "g" / "m4" / sampling / "seed0" / "metrics.csv") as f:
+            want = [float(r["high_quality_pct"]) for r in csv.DictReader(f)]
+        assert [float(r["high_quality_pct"]) for r in rows if r["label"] == label] == want
+        secs = [float(r["seconds"]) for r in rows if r["label"] == label]
+        assert all(0 < a <= b for a, b in zip(secs, secs[1:]))
+    assert (tmp_path / "c.png").stat().st_size > 0
+    assert cli.main(["train", "gmm-curves", str(tmp_path / "nothing"), "--out", str(tmp_path / "x")]) == 2
+    assert "no grid directory" in capsys.readouterr().err

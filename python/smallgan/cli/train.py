@@ -16,6 +16,7 @@ __all__ = ["EXPERIMENTS", "register"]
 EXPERIMENTS = {
     "gmm": "smallgan.experiments.gmm",
     "gmm-grid": "smallgan.experiments.gmm_grid",
+    "gmm-curves": "smallgan.experiments.gmm_curves",
     "sngan-cifar10": "smallgan.experiments.sngan_cifar10",
     "sagan-lsun": "smallgan.experiments.sagan_lsun",
     "lsgan-digits": "smallgan.experiments.lsgan_digits",
