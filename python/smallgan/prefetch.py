@@ -261,14 +261,17 @@ class Selections:
             )
         if self._prefetch == 0:
             return self._next_sync()
-        if self._caller_plans:
-            return self._next_planned_here()
-        if self._thread is None:
+        if self._thread is None and not self._caller_plans:
             self._start()
         t0 = time.perf_counter()
         b = -1
         try:
-            item = self._take()
+            if self._caller_plans:
+                if self._out.empty():
+                    self._fill()
+                item = _END if self._out.empty() else self._out.get_nowait()
+            else:
+                item = self._take()
             if item is _END:
                 self.close()
                 raise StopIteration
@@ -277,6 +280,10 @@ class Selections:
             idx = future.result()
             self._clock.add(time.perf_counter() - t0)
             batch = self._finish(context, idx)
+            if self._caller_plans:
+                # top up after the batch is finished: these selections then
+                # run on the pool while the caller trains on it
+                self._fill()
         except StopIteration:
             raise
         except BaseException as exc:
@@ -284,10 +291,11 @@ class Selections:
             # Ctrl-C must not wait on anything; a failed job can afford to.
             self.close(wait=isinstance(exc, Exception))
             raise
-        # Free the slot only now: the producer's planning holds the GIL in
-        # short stretches, which would slow this thread down if they ran
-        # while it is still busy here rather than back in the training step.
-        self._slots.release()
+        if not self._caller_plans:
+            # Free the slot only now: the producer's planning holds the GIL in
+            # short stretches, which would slow this thread down if they ran
+            # while it is still busy here rather than back in the training step.
+            self._slots.release()
         return batch
 
     def _fill(self) -> None:
@@ -307,30 +315,6 @@ class Selections:
                 self._count = self._planned
             _LIVE.add(self)  # jobs in the pool: fork must know
             self._out.put((b, context, future))
-
-    def _next_planned_here(self) -> Any:
-        t0 = time.perf_counter()
-        b = -1
-        try:
-            if self._out.empty():
-                self._fill()
-                if self._out.empty():
-                    self.close()
-                    raise StopIteration
-            b, context, future = self._out.get_nowait()
-            idx = future.result()
-            self._clock.add(time.perf_counter() - t0)
-            batch = self._finish(context, idx)
-            # top up after the batch is finished: these selections then run
-            # on the pool while the caller trains on it
-            self._fill()
-        except StopIteration:
-            raise
-        except BaseException as exc:
-            self._annotate(exc, b)
-            self.close(wait=isinstance(exc, Exception))
-            raise
-        return batch
 
     def close(self, wait: bool = True) -> None:
         """Stop the producer, cancel queued jobs, drop all references to inputs.

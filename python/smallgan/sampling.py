@@ -277,8 +277,10 @@ class PriorCoreset(SelectionsOwner, _Source):
         Where each batch's random draws and gathering run: a producer thread
         (off the training loop), or the caller's thread inside ``next()``,
         with only the k-center selection on the engine pool.  Same batches
-        either way.  ``"caller"`` suits loops bound by Python on a fast GPU,
-        where a second Python thread makes the loop wait for the GIL.
+        either way.  Measured on an H200 with the SN-GAN update (bound by
+        Python on the host), ``"caller"`` cost more than the thread's GIL
+        hand-overs (README, Table 5): keep the default unless you measure
+        otherwise.
     start : int, default 0
         Number of the first batch: ``start=position`` of an earlier stream
         with the same seed resumes it exactly, without replaying it.
@@ -616,11 +618,7 @@ class CoresetBatchSampler(_EpochBatches):
         threads costs barrier latency (milliseconds when the training step
         keeps the cores busy) and takes cores from the training step.
     planner : {"thread", "caller"}, default "thread"
-        Where each batch's random draws and gathering run: a producer thread
-        (off the training loop), or the caller's thread inside ``next()``,
-        with only the k-center selection on the engine pool.  Same batches
-        either way.  ``"caller"`` suits loops bound by Python on a fast GPU,
-        where a second Python thread makes the loop wait for the GIL.
+        As for :class:`PriorCoreset`.
 
     Yields
     ------
