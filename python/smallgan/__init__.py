@@ -19,6 +19,7 @@ except Exception:  # running from a source tree without installing
     __version__ = "0+unknown"
 
 from smallgan.coreset import kcenter, kcenter_async
+from smallgan.batched import kcenter_batched
 from smallgan._config import show_config
 
-__all__ = ["kcenter", "kcenter_async", "show_config", "__version__"]
+__all__ = ["kcenter", "kcenter_async", "kcenter_batched", "show_config", "__version__"]
