@@ -1,4 +1,4 @@
-"""MEG anomaly detection on MNIST with a held-out digit: the paper's Table 2.
+"""MEG anomaly detection on MNIST with a held-out digit (paper Table 2).
 
 One run trains MEG (Kumar et al. 2019; ``sampling="random"``) or Core-set+MEG
 (``sampling="coreset"``) on the nine normal digits and scores the test set
