@@ -17,6 +17,8 @@ EXPERIMENTS = {
     "gmm": "smallgan.experiments.gmm",
     "gmm-grid": "smallgan.experiments.gmm_grid",
     "gmm-curves": "smallgan.experiments.gmm_curves",
+    "meg-anomaly": "smallgan.experiments.meg",
+    "meg-grid": "smallgan.experiments.meg_grid",
     "sngan-cifar10": "smallgan.experiments.sngan_cifar10",
     "sagan-lsun": "smallgan.experiments.sagan_lsun",
     "lsgan-digits": "smallgan.experiments.lsgan_digits",

@@ -1,0 +1,209 @@
+"""The paper's Table 2: MEG vs Core-set+MEG over held-out digits and seeds.
+
+Runs :func:`smallgan.experiments.meg.run` for every digit, both samplings
+and each seed, one after the other, and writes (rewritten after every run,
+so a long grid can be read while it runs):
+
+- ``runs.csv``: one row per run (AUPRC of E(x) and of ||grad E||, mean of
+  the last 10 evaluations, AUROC, AP);
+- ``summary.csv``: per (digit, method) the mean and sample std over seeds,
+  with the paper's AUPRC (and its Bi-GAN) for digits 1, 4, 5, 7, 9;
+- ``paired.csv``: per digit, the paired difference Core-set+MEG minus MEG
+  (same seed: same initial weights) of the energy AUPRC, mean and std;
+- one run directory per run, ``digit{d}/{random|coreset}/seed{s}/``.
+
+With ``--resume`` finished runs are read back and unfinished ones continue
+from their checkpoints.
+
+Example
+-------
+``smallgan train meg-grid --digits 0-9 --seeds 3 --out runs/table2``
+"""
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import math
+import sys
+from pathlib import Path
+from typing import Any, Callable, Dict, List, Sequence, Union
+
+from smallgan.experiments.meg import (METHOD_LABELS, PAPER_TABLE2, MEGConfig, _write_rows,
+                                      add_config_arguments, config_from_args, format_result, run)
+
+__all__ = ["run_grid", "summarize", "paired", "format_table", "parse_digits",
+           "add_arguments", "run_from_args"]
+
+SAMPLINGS = ("random", "coreset")
+_METRICS = ("auprc_energy_last10", "auprc_grad_last10", "energy_auroc_last10", "energy_ap_last10")
+
+
+def parse_digits(text: str) -> List[int]:
+    """``"0-9"``, ``"1,4,5,7,9"`` or ``"3"`` -> sorted unique digits; ``ValueError`` otherwise."""
+    digits: List[int] = []
+    try:
+        for part in str(text).split(","):
+            part = part.strip()
+            if "-" in part:
+                lo, hi = (int(v) for v in part.split("-", 1))
+                digits += list(range(lo, hi + 1))
+            else:
+                digits.append(int(part))
+    except ValueError:
+        raise ValueError(f"--digits must look like 0-9 or 1,4,5,7,9, got {text!r}") from None
+    if not digits or any(d < 0 or d > 9 for d in digits):
+        raise ValueError(f"--digits must name digits in 0-9, got {text!r}")
+    return sorted(set(digits))
+
+
+def _run_dir(out: Path, digit: int, sampling: str, seed: int) -> Path:
+    return out / f"digit{digit}" / sampling / f"seed{seed}"
+
+
+def _mean_std(values: Sequence[float]) -> tuple:
+    n = len(values)
+    mean = sum(values) / n
+    std = math.sqrt(sum((v - mean) ** 2 for v in values) / (n - 1)) if n > 1 else 0.0
+    return mean, std
+
+
+def summarize(results: Sequence[Dict[str, Any]]) -> List[Dict[str, Any]]:
+    """Mean and sample std over seeds per (digit, method), with the paper's AUPRC."""
+    groups: Dict[tuple, List[Dict[str, Any]]] = {}
+    for r in results:
+        groups.setdefault((r["digit"], r["sampling"]), []).append(r)
+    rows = []
+    for (digit, sampling), rs in sorted(groups.items(), key=lambda kv: (kv[0][0], kv[0][1] != "random")):
+        row: Dict[str, Any] = {"digit": digit, "method": METHOD_LABELS[sampling], "n_seeds": len(rs),
+                               "seeds": " ".join(str(r["seed"]) for r in rs), "steps": rs[0]["steps"]}
+        for k in _METRICS:
+            row[f"{k}_mean"], row[f"{k}_std"] = _mean_std([float(r[k]) for r in rs])
+        paper = PAPER_TABLE2.get(digit)
+        row["paper_auprc"] = paper[1 if sampling == "random" else 2] if paper else ""
+        row["paper_bigan_auprc"] = paper[0] if paper else ""
+        rows.append(row)
+    return rows
+
+
+def paired(results: Sequence[Dict[str, Any]], key: str = "auprc_energy_last10") -> List[Dict[str, Any]]:
+    """Per digit: Core-set+MEG minus MEG of ``key`` over the seeds that have both runs."""
+    by = {(r["digit"], r["sampling"], r["seed"]): float(r[key]) for r in results}
+    rows = []
+    for digit in sorted({r["digit"] for r in results}):
+        diffs = [by[(digit, "coreset", s)] - by[(digit, "random", s)]
+                 for s in sorted({r["seed"] for r in results})
+                 if (digit, "coreset", s) in by and (digit, "random", s) in by]
+        if not diffs:
+            continue
+        mean, std = _mean_std(diffs)
+        paper = PAPER_TABLE2.get(digit)
+        rows.append({"digit": digit, "metric": key, "n_pairs": len(diffs), "diff_mean": mean,
+                     "diff_std": std, "paper_diff": round(paper[2] - paper[1], 3) if paper else ""})
+    return rows
+
+
+def format_table(rows: Sequence[Dict[str, Any]], diffs: Sequence[Dict[str, Any]] = ()) -> str:
+    """Plain-text table of :func:`summarize` (and :func:`paired`) rows next to the paper."""
+    head = (f"{'digit':>5}  {'method':<13} {'seeds':>5}  {'AUPRC E(x)':>15} {'paper':>6}  "
+            f"{'AUPRC |grad E|':>15}  {'AUROC E(x)':>15}")
+    lines = [head, "-" * len(head)]
+    for r in rows:
+        def cell(k: str) -> str:
+            return f"{r[k + '_mean']:.3f} +- {r[k + '_std']:.3f}"
+
+        paper = f"{r['paper_auprc']:6.3f}" if r["paper_auprc"] != "" else f"{'':>6}"
+        lines.append(f"{r['digit']:>5}  {r['method']:<13} {r['n_seeds']:>5}  "
+                     f"{cell('auprc_energy_last10'):>15} {paper}  {cell('auprc_grad_last10'):>15}  "
+                     f"{cell('energy_auroc_last10'):>15}")
+    if diffs:
+        lines.append("")
+        lines.append("paired difference Core-set+MEG - MEG (AUPRC E(x), same seeds):")
+        for d in diffs:
+            paper = f"   [paper {d['paper_diff']:+.3f}]" if d["paper_diff"] != "" else ""
+            lines.append(f"  digit {d['digit']}: {d['diff_mean']:+.3f} +- {d['diff_std']:.3f} "
+                         f"over {d['n_pairs']} seed(s){paper}")
+    return "\n".join(lines)
+
+
+def run_grid(base: MEGConfig, out: Union[str, Path], digits: Sequence[int], seeds: Sequence[int],
+             samplings: Sequence[str] = SAMPLINGS, *, resume: bool = False, tensorboard: bool = True,
+             echo: Callable[[str], Any] = print) -> List[Dict[str, Any]]:
+    """Run every (seed, digit, sampling); write ``runs.csv``, ``summary.csv``, ``paired.csv``.
+
+    ``base`` holds the shared settings; ``digit``, ``sampling`` and ``seed``
+    are replaced.  Without ``resume`` an existing run directory is an error;
+    with it, finished runs (same config) are read back and unfinished ones
+    continue.
+    """
+    from smallgan.training.checkpoint import ResumeError
+
+    out = Path(out)
+    if not digits or not seeds or not samplings:
+        raise ValueError("digits, seeds and samplings must each name at least one value")
+    configs = [dataclasses.replace(base, digit=d, sampling=s, seed=seed)
+               for seed in seeds for d in digits for s in samplings]
+    finished = {}
+    for cfg in configs:
+        run_dir = _run_dir(out, cfg.digit, cfg.sampling, cfg.seed)
+        if run_dir.exists() and any(run_dir.iterdir()) and not resume:
+            raise ResumeError(f"{run_dir} already exists: pass --resume to continue the grid, "
+                              f"or choose another output directory")
+        done = run_dir / "result.json"
+        if done.exists():
+            previous = json.loads(done.read_text())
+            if previous.get("config") != cfg.to_dict():
+                raise ResumeError(f"{run_dir} holds a run with other settings; "
+                                  f"choose another output directory")
+            finished[run_dir] = previous
+    out.mkdir(parents=True, exist_ok=True)
+    results = []
+    for cfg in configs:
+        run_dir = _run_dir(out, cfg.digit, cfg.sampling, cfg.seed)
+        result = finished.get(run_dir) or run(cfg, run_dir, resume=resume, tensorboard=tensorboard)
+        results.append(result)
+        echo(format_result(result) + f"  ({result['wall_s']:.0f} s)")
+        _write_rows([{k: r[k] for k in ("digit", "label", "sampling", "seed", "steps", *_METRICS,
+                                         "n_evals", "wall_s")} for r in results], out / "runs.csv")
+        _write_rows(summarize(results), out / "summary.csv")
+        diffs = paired(results)
+        if diffs:
+            _write_rows(diffs, out / "paired.csv")
+    return results
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """Arguments of ``smallgan train meg-grid``."""
+    add_config_arguments(parser, single=False)
+    parser.add_argument("--digits", default="0-9",
+                        help="held-out digits, e.g. 0-9 or 1,4,5,7,9 (default %(default)s)")
+    parser.add_argument("--seeds", type=int, default=3,
+                        help="number of seeds, 0 .. N-1 (default %(default)s)")
+    parser.add_argument("--first-seed", type=int, default=0, help="default %(default)s")
+
+
+def run_from_args(args: argparse.Namespace) -> int:
+    """Entry point of ``smallgan train meg-grid``."""
+    from smallgan.training.trainer import ResumeError, TrainingInterrupted
+
+    try:
+        digits = parse_digits(args.digits)
+        if args.seeds < 1:
+            raise ValueError(f"--seeds must be >= 1, got {args.seeds}")
+        seeds = list(range(args.first_seed, args.first_seed + args.seeds))
+        base = config_from_args(args, digit=digits[0], seed=seeds[0])
+    except (ValueError, TypeError) as exc:
+        print(f"smallgan train meg-grid: {exc}", file=sys.stderr)
+        return 2
+    try:
+        results = run_grid(base, args.out, digits, seeds, resume=args.resume,
+                           tensorboard=args.tensorboard)
+    except ResumeError as exc:
+        print(f"smallgan train meg-grid: {exc}", file=sys.stderr)
+        return 2
+    except TrainingInterrupted as exc:
+        print(f"{exc}; continue with --resume", file=sys.stderr)
+        return 130
+    print(format_table(summarize(results), paired(results)))
+    print(f"artifacts in {args.out}")
+    return 0
