@@ -17,7 +17,8 @@ import pytest
 import torch
 
 import smallgan
-from smallgan import prefetch, sampling
+from smallgan import prefetch as engine
+from smallgan import sampling
 from smallgan.sampling import CoresetBatchSampler, PriorCoreset
 
 PYTHON_DIR = Path(sampling.__file__).resolve().parents[1]
@@ -54,7 +55,7 @@ class _Recorder:
         self.calls = 0
         self.fail_at = fail_at
         self.fail_sync_raise = fail_sync_raise
-        real_async, real_sync = prefetch.kcenter_async, prefetch.kcenter
+        real_async, real_sync = engine.kcenter_async, engine.kcenter
 
         def fake_async(x, k, **kw):
             call = self.calls
@@ -76,8 +77,8 @@ class _Recorder:
                 raise RuntimeError(f"injected failure at call {call}")
             return real_sync(x, k, **kw)
 
-        monkeypatch.setattr(prefetch, "kcenter_async", fake_async)
-        monkeypatch.setattr(prefetch, "kcenter", fake_sync)
+        monkeypatch.setattr(engine, "kcenter_async", fake_async)
+        monkeypatch.setattr(engine, "kcenter", fake_sync)
 
 
 # --------------------------------------------------------------------------
@@ -470,7 +471,7 @@ class _GatedEngine:
             self.futures.append(f)
             return f
 
-        monkeypatch.setattr(prefetch, "kcenter_async", fake_async)
+        monkeypatch.setattr(engine, "kcenter_async", fake_async)
 
     def wait_submitted(self, n, timeout=10):
         deadline = time.monotonic() + timeout
@@ -557,7 +558,7 @@ def test_a_waiting_consumer_is_never_made_to_wait_out_the_deferral(monkeypatch):
     # The producer defers planning after a slot frees, except when the
     # consumer is waiting; with a 1 s deferral, a tight loop of 30 batches
     # would take 30 s if that exception did not work.
-    monkeypatch.setattr(prefetch, "_DEFER_S", 1.0)
+    monkeypatch.setattr(engine, "_DEFER_S", 1.0)
     s = CoresetBatchSampler(_emb(600), 20, factor=1, seed=0, prefetch=2)
     t0 = time.monotonic()
     assert len(list(s)) == 30
@@ -675,8 +676,8 @@ def test_coreset_batch_sampler_start_equals_the_tail_without_selecting_the_head(
     emb = np.random.default_rng(0).normal(size=(400, 4)).astype(np.float32)
     full = list(CoresetBatchSampler(emb, 10, factor=4, seed=2, prefetch=2))
     calls = []
-    real = prefetch.kcenter_async
-    monkeypatch.setattr(prefetch, "kcenter_async", lambda *a, **k: (calls.append(1), real(*a, **k))[1])
+    real = engine.kcenter_async
+    monkeypatch.setattr(engine, "kcenter_async", lambda *a, **k: (calls.append(1), real(*a, **k))[1])
     s = CoresetBatchSampler(emb, 10, factor=4, seed=2, prefetch=2)
     s.set_epoch(0, start=30)
     assert list(s) == full[30:]

@@ -35,7 +35,7 @@ from pathlib import Path
 from typing import Any, Dict, List, Sequence, Union
 
 from smallgan.atomic import atomic_write
-from smallgan.training.checkpoint import ResumeError
+from smallgan.experiments.grid import finished_runs
 from smallgan.experiments.gmm import (
     PAPER_TABLE1, GMMConfig, add_config_arguments, config_from_args, format_result,
     plot_samples, run,
@@ -93,19 +93,7 @@ def run_grid(base: GMMConfig, out: Union[str, Path], modes: Sequence[int] = PAPE
     configs = [dataclasses.replace(base, modes=m, sampling=s, seed=seed)
                for seed in seeds for m in modes for s in samplings]  # validates each
     # every existing run directory is checked before the first run starts
-    finished = {}
-    for cfg in configs:
-        run_dir = _run_dir(out, cfg.modes, cfg.sampling, cfg.seed)
-        if run_dir.exists() and any(run_dir.iterdir()) and not resume:
-            raise ResumeError(f"{run_dir} already exists: pass resume=True (--resume) to continue "
-                              f"the grid, or choose another output directory")
-        done = run_dir / "result.json"
-        if done.exists():
-            previous = json.loads(done.read_text())
-            if previous.get("config") != cfg.to_dict():
-                raise ResumeError(f"{run_dir} holds a run with other settings; "
-                                  f"choose another output directory")
-            finished[run_dir] = previous
+    finished = finished_runs(configs, lambda c: _run_dir(out, c.modes, c.sampling, c.seed), resume)
     out.mkdir(parents=True, exist_ok=True)
     results = []
     for cfg in configs:

@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import json
 import math
 import sys
 from pathlib import Path
@@ -136,26 +135,14 @@ def run_grid(base: MEGConfig, out: Union[str, Path], digits: Sequence[int], seed
     with it, finished runs (same config) are read back and unfinished ones
     continue.
     """
-    from smallgan.training.checkpoint import ResumeError
+    from smallgan.experiments.grid import finished_runs
 
     out = Path(out)
     if not digits or not seeds or not samplings:
         raise ValueError("digits, seeds and samplings must each name at least one value")
     configs = [dataclasses.replace(base, digit=d, sampling=s, seed=seed)
                for seed in seeds for d in digits for s in samplings]
-    finished = {}
-    for cfg in configs:
-        run_dir = _run_dir(out, cfg.digit, cfg.sampling, cfg.seed)
-        if run_dir.exists() and any(run_dir.iterdir()) and not resume:
-            raise ResumeError(f"{run_dir} already exists: pass --resume to continue the grid, "
-                              f"or choose another output directory")
-        done = run_dir / "result.json"
-        if done.exists():
-            previous = json.loads(done.read_text())
-            if previous.get("config") != cfg.to_dict():
-                raise ResumeError(f"{run_dir} holds a run with other settings; "
-                                  f"choose another output directory")
-            finished[run_dir] = previous
+    finished = finished_runs(configs, lambda c: _run_dir(out, c.digit, c.sampling, c.seed), resume)
     out.mkdir(parents=True, exist_ok=True)
     results = []
     for cfg in configs:
