@@ -606,13 +606,20 @@ def _run_child(tmp_path, mode):
     script.write_text(_CHILD)
     env = dict(os.environ, PYTHONPATH=str(PYTHON_DIR), OMP_NUM_THREADS="1")
     proc = subprocess.Popen(
-        [sys.executable, str(script), mode], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+        # faulthandler: if the child hangs, SIGABRT below dumps every thread's stack
+        [sys.executable, "-X", "faulthandler", str(script), mode], env=env,
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
     )
     try:
         assert proc.stdout.readline().strip() == "ready"
         if mode == "sigint":
             proc.send_signal(signal.SIGINT)
-        _, err = proc.communicate(timeout=30)
+        try:
+            _, err = proc.communicate(timeout=30)
+        except subprocess.TimeoutExpired:
+            proc.send_signal(signal.SIGABRT)
+            _, err = proc.communicate(timeout=30)
+            pytest.fail(f"the child did not exit within 30 s; its threads:\n{err}")
     finally:
         if proc.poll() is None:
             proc.kill()
