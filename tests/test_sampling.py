@@ -580,7 +580,11 @@ def test_exhausted_epoch_leaves_no_thread():
 
 _CHILD = textwrap.dedent(
     """
-    import sys, time
+    import signal, sys, time
+    # the child must not inherit a blocked or ignored SIGINT from the process
+    # that starts it (a test runner's state): the subject here is the samplers
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     import numpy as np
     from smallgan.sampling import CoresetBatchSampler, PriorCoreset
     emb = np.random.default_rng(0).normal(size=(20000, 32)).astype(np.float32)
