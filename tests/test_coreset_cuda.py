@@ -73,6 +73,9 @@ def test_build_reports_cuda():
 
 def test_without_kernel_cuda_entry_points_raise(monkeypatch):
     if _core.cuda:
+        # not about a GPU: this checks builds made without the kernel
+        # (SMALLGAN_CUDA=OFF or no nvcc), whose entry points must raise; a build
+        # with the kernel has working entry points, tested by the gpu tests
         pytest.skip("the kernel is built here")
     with pytest.raises(RuntimeError, match="built without the CUDA kernel"):
         _core.cuda_kcenter(0, 1, 1, 1, 1, 0, 1, 0, 0, 0, 0, 0, True, 0, 0, 0, True, 0, 0)

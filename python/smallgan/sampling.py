@@ -202,9 +202,6 @@ class _Source:
         self.num_replicas, self.rank = _ranks(num_replicas, rank)
         self._clock = WaitClock()
 
-    def close(self) -> None:  # pragma: no cover - every sampler defines it
-        raise NotImplementedError
-
     def __enter__(self):
         return self
 

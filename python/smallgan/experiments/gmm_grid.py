@@ -28,14 +28,13 @@ import argparse
 import csv
 import dataclasses
 import json
-import math
 import sys
 import time
 from pathlib import Path
 from typing import Any, Dict, List, Sequence, Union
 
 from smallgan.atomic import atomic_write
-from smallgan.experiments.grid import finished_runs
+from smallgan.experiments.grid import finished_runs, mean_std
 from smallgan.experiments.gmm import (
     PAPER_TABLE1, GMMConfig, add_config_arguments, config_from_args, format_result,
     plot_samples, run,
@@ -111,13 +110,6 @@ def run_grid(base: GMMConfig, out: Union[str, Path], modes: Sequence[int] = PAPE
     return results
 
 
-def _mean_std(values: Sequence[float]) -> tuple:
-    n = len(values)
-    mean = sum(values) / n
-    # sample std over seeds; a single seed has no spread to report
-    std = math.sqrt(sum((v - mean) ** 2 for v in values) / (n - 1)) if n > 1 else 0.0
-    return mean, std
-
 
 def summarize(results: Sequence[Dict[str, Any]]) -> List[Dict[str, Any]]:
     """Mean and std over seeds of each metric, per (m, method), with the paper's values."""
@@ -130,7 +122,7 @@ def summarize(results: Sequence[Dict[str, Any]]) -> List[Dict[str, Any]]:
                                "seeds": " ".join(str(r["seed"]) for r in rs),
                                "steps": rs[0]["steps"]}
         for k in _METRICS:
-            row[f"{k}_mean"], row[f"{k}_std"] = _mean_std([float(r[k]) for r in rs])
+            row[f"{k}_mean"], row[f"{k}_std"] = mean_std([float(r[k]) for r in rs])
         paper = PAPER_TABLE1.get(m)
         i = {"GAN": 0, "Small-GAN": 1}.get(label)
         row["paper_recovered_pct"] = paper[i] if paper and i is not None else ""

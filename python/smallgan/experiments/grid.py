@@ -2,12 +2,13 @@
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
 from typing import Any, Callable, Dict, Sequence
 
 from smallgan.training.checkpoint import ResumeError
 
-__all__ = ["finished_runs"]
+__all__ = ["finished_runs", "mean_std"]
 
 
 def finished_runs(configs: Sequence[Any], run_dir: Callable[[Any], Path],
@@ -33,3 +34,11 @@ def finished_runs(configs: Sequence[Any], run_dir: Callable[[Any], Path],
                                   f"choose another output directory")
             finished[d] = previous
     return finished
+
+
+def mean_std(values: Sequence[float]) -> tuple:
+    """Mean and sample standard deviation over seeds (0 for a single seed)."""
+    n = len(values)
+    mean = sum(values) / n
+    std = math.sqrt(sum((v - mean) ** 2 for v in values) / (n - 1)) if n > 1 else 0.0
+    return mean, std

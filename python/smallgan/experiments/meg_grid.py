@@ -23,11 +23,11 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import math
 import sys
 from pathlib import Path
 from typing import Any, Callable, Dict, List, Sequence, Union
 
+from smallgan.experiments.grid import mean_std
 from smallgan.experiments.meg import (METHOD_LABELS, PAPER_TABLE2, MEGConfig, _write_rows,
                                       add_config_arguments, config_from_args, format_result, run)
 
@@ -60,12 +60,6 @@ def _run_dir(out: Path, digit: int, sampling: str, seed: int) -> Path:
     return out / f"digit{digit}" / sampling / f"seed{seed}"
 
 
-def _mean_std(values: Sequence[float]) -> tuple:
-    n = len(values)
-    mean = sum(values) / n
-    std = math.sqrt(sum((v - mean) ** 2 for v in values) / (n - 1)) if n > 1 else 0.0
-    return mean, std
-
 
 def summarize(results: Sequence[Dict[str, Any]]) -> List[Dict[str, Any]]:
     """Mean and sample std over seeds per (digit, method), with the paper's AUPRC."""
@@ -77,7 +71,7 @@ def summarize(results: Sequence[Dict[str, Any]]) -> List[Dict[str, Any]]:
         row: Dict[str, Any] = {"digit": digit, "method": METHOD_LABELS[sampling], "n_seeds": len(rs),
                                "seeds": " ".join(str(r["seed"]) for r in rs), "steps": rs[0]["steps"]}
         for k in _METRICS:
-            row[f"{k}_mean"], row[f"{k}_std"] = _mean_std([float(r[k]) for r in rs])
+            row[f"{k}_mean"], row[f"{k}_std"] = mean_std([float(r[k]) for r in rs])
         paper = PAPER_TABLE2.get(digit)
         row["paper_auprc"] = paper[1 if sampling == "random" else 2] if paper else ""
         row["paper_bigan_auprc"] = paper[0] if paper else ""
@@ -95,7 +89,7 @@ def paired(results: Sequence[Dict[str, Any]], key: str = "auprc_energy_last10") 
                  if (digit, "coreset", s) in by and (digit, "random", s) in by]
         if not diffs:
             continue
-        mean, std = _mean_std(diffs)
+        mean, std = mean_std(diffs)
         paper = PAPER_TABLE2.get(digit)
         rows.append({"digit": digit, "metric": key, "n_pairs": len(diffs), "diff_mean": mean,
                      "diff_std": std, "paper_diff": round(paper[2] - paper[1], 3) if paper else ""})
