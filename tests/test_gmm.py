@@ -1,4 +1,5 @@
 """The grid mixture of Gaussians, the MLPs and the GMM experiment's CLI."""
+import dataclasses
 import json
 import subprocess
 import sys
@@ -208,3 +209,84 @@ def test_gmm_curves_collects_every_evaluation_and_draws_them(tmp_path, capsys):
     assert (tmp_path / "c.png").stat().st_size > 0
     assert cli.main(["train", "gmm-curves", str(tmp_path / "nothing"), "--out", str(tmp_path / "x")]) == 2
     assert "no grid directory" in capsys.readouterr().err
+
+
+
+def _result(run_dir):
+    return json.loads((run_dir / "result.json").read_text())
+
+
+def test_gmm_table_means_paired_differences_and_steps_against_the_run_files(tmp_path, capsys):
+    import csv
+
+    from smallgan import cli
+    from smallgan.metrics.modes import mode_stats
+
+    base = GMMConfig(**dict(TINY, steps=12, eval_every=4))
+    run_grid(base, tmp_path / "g", modes=(4,), seeds=(0, 1), tensorboard=False, echo=lambda s: None)
+    # large-batch GAN rows: a second grid with the GAN only
+    run_grid(dataclasses.replace(base, batch_size=32), tmp_path / "b32", modes=(4,), seeds=(0, 1),
+             samplings=("random",), tensorboard=False, echo=lambda s: None)
+    assert not (tmp_path / "b32" / "m4" / "coreset").exists()
+    # a run that finished before KL was recorded: the table recomputes it from samples.npz
+    old = tmp_path / "g" / "m4" / "coreset" / "seed1"
+    r = _result(old)
+    with np.load(old / "samples.npz") as z:
+        want_kl = mode_stats(z["samples"], z["means"], 0.05).kl_uniform
+    assert r["kl_uniform"] == pytest.approx(want_kl)
+    del r["kl_uniform"], r["kl_uniform_hq"]
+    (old / "result.json").write_text(json.dumps(r))
+
+    assert cli.main(["train", "gmm-table", str(tmp_path / "g"), str(tmp_path / "b32"),
+                     "--out", str(tmp_path / "t")]) == 0
+    with open(tmp_path / "t.csv") as f:
+        rows = {r["method"]: r for r in csv.DictReader(f)}
+    assert list(rows) == ["GAN", "Small-GAN", "GAN (batch 32)"]
+    res = {(s, seed): _result(tmp_path / "g" / "m4" / s / f"seed{seed}")
+           for s in ("random", "coreset") for seed in (0, 1)}
+    big = [_result(tmp_path / "b32" / "m4" / "random" / f"seed{seed}") for seed in (0, 1)]
+    for method, runs in (("GAN", [res["random", 0], res["random", 1]]),
+                         ("Small-GAN", [res["coreset", 0], res["coreset", 1]]),
+                         ("GAN (batch 32)", big)):
+        hq = [x["high_quality_pct"] for x in runs]
+        assert float(rows[method]["high_quality_pct_mean"]) == pytest.approx(np.mean(hq))
+        assert float(rows[method]["high_quality_pct_std"]) == pytest.approx(np.std(hq, ddof=1))
+    kl = [res["coreset", 0]["kl_uniform"], want_kl]
+    assert float(rows["Small-GAN"]["kl_uniform_mean"]) == pytest.approx(np.mean(kl))
+    diffs = [res["coreset", s]["recovered_pct"] - res["random", s]["recovered_pct"] for s in (0, 1)]
+    assert float(rows["Small-GAN"]["diff_recovered_pct_mean"]) == pytest.approx(np.mean(diffs))
+    assert float(rows["Small-GAN"]["diff_recovered_pct_std"]) == pytest.approx(np.std(diffs, ddof=1))
+    assert rows["GAN"]["n_pairs"] == "0" and rows["GAN (batch 32)"]["n_pairs"] == "2"
+    assert "| 4 | GAN (batch 32) | 2 |" in (tmp_path / "t.md").read_text()
+    assert (tmp_path / "t-samples.png").stat().st_size > 0
+
+    # --at reads metrics.csv at that step
+    assert cli.main(["train", "gmm-table", str(tmp_path / "g"), "--at", "8",
+                     "--out", str(tmp_path / "t8")]) == 0
+    with open(tmp_path / "t8.csv") as f:
+        at8 = {r["method"]: r for r in csv.DictReader(f)}
+    want = []
+    for seed in (0, 1):
+        with open(tmp_path / "g" / "m4" / "random" / f"seed{seed}" / "metrics.csv") as f:
+            want += [float(r["high_quality_pct"]) for r in csv.DictReader(f) if r["step"] == "8"]
+    assert len(want) == 2
+    assert float(at8["GAN"]["high_quality_pct_mean"]) == pytest.approx(np.mean(want))
+    capsys.readouterr()
+    # a step nobody was evaluated at, and a missing directory: one line, exit 2
+    assert cli.main(["train", "gmm-table", str(tmp_path / "g"), "--at", "6",
+                     "--out", str(tmp_path / "x")]) == 2
+    assert "was not evaluated at step 6" in capsys.readouterr().err
+    assert cli.main(["train", "gmm-table", str(tmp_path / "none"), "--out", str(tmp_path / "x")]) == 2
+    assert "no grid directory" in capsys.readouterr().err
+
+
+def test_curves_average_over_seeds_only_where_every_seed_has_reached_the_step():
+    from smallgan.experiments.gmm_curves import _mean_curve
+
+    rows = [{"seed": 0, "step": 5, "seconds": 1.0, "hq": 10.0},
+            {"seed": 0, "step": 10, "seconds": 2.0, "hq": 30.0},
+            {"seed": 1, "step": 5, "seconds": 3.0, "hq": 20.0}]   # seed 1 not at step 10 yet
+    assert _mean_curve(rows, "step", "hq") == ([5], [15.0], [10.0], [20.0], 2)
+    assert _mean_curve(rows, "seconds", "hq") == ([2.0], [15.0], [10.0], [20.0], 2)
+    assert _mean_curve(rows[:2], "step", "hq") == ([5, 10], [10.0, 30.0], [10.0, 30.0], [10.0, 30.0], 1)
+    assert _mean_curve([], "step", "hq") is None

@@ -1,8 +1,10 @@
 """Mode-dropping metrics against hand-computed cases."""
+import math
+
 import numpy as np
 import pytest
 
-from smallgan.metrics.modes import ModeStats, mode_stats, nearest_mode
+from smallgan.metrics.modes import ModeStats, kl_from_uniform, mode_stats, nearest_mode
 
 MEANS = np.array([[0.0, 0.0], [2.0, 0.0], [0.0, 2.0], [2.0, 2.0]])
 
@@ -30,7 +32,12 @@ def test_mode_stats_hand_computed():
         [1.0, 1.7],    # mode 2 (distance 1.044), not HQ
     ])
     s = mode_stats(x, MEANS, std)
-    assert s == ModeStats(n_samples=5, n_modes=4, recovered=3, recovered_hq=2, high_quality=3)
+    # histograms: all samples [3, 1, 1, 0] of 5; high-quality [2, 1, 0, 0] of 3
+    kl = 0.6 * math.log(4 * 0.6) + 2 * 0.2 * math.log(4 * 0.2)
+    kl_hq = (2 / 3) * math.log(4 * 2 / 3) + (1 / 3) * math.log(4 / 3)
+    assert s == ModeStats(n_samples=5, n_modes=4, recovered=3, recovered_hq=2, high_quality=3,
+                          kl_uniform=pytest.approx(kl, rel=1e-12),
+                          kl_uniform_hq=pytest.approx(kl_hq, rel=1e-12))
     assert s.recovered_pct == 75.0
     assert s.recovered_hq_pct == 50.0
     assert s.high_quality_pct == 60.0
@@ -84,3 +91,31 @@ def test_bad_samples(samples, match):
 def test_bad_parameters(kw, match):
     with pytest.raises(ValueError, match=match):
         mode_stats(np.zeros((1, 2)), MEANS, **kw)
+
+
+def test_kl_from_uniform_closed_cases():
+    # uniform -> 0; one bin of m -> log m; half the mass on each of 2 of m bins -> log(m / 2)
+    assert kl_from_uniform(np.full(7, 3)) == pytest.approx(0.0, abs=1e-15)
+    assert kl_from_uniform(np.array([0, 0, 9, 0, 0])) == pytest.approx(math.log(5), rel=1e-12)
+    assert kl_from_uniform(np.array([4, 0, 4, 0, 0, 0])) == pytest.approx(math.log(3), rel=1e-12)
+    assert math.isnan(kl_from_uniform(np.zeros(3)))
+    with pytest.raises(ValueError, match="counts"):
+        kl_from_uniform(np.array([1, -1]))
+
+
+def test_kl_matches_scipy_entropy_on_a_random_histogram():
+    from scipy.stats import entropy
+
+    counts = np.random.default_rng(0).integers(0, 50, size=100)
+    assert kl_from_uniform(counts) == pytest.approx(entropy(counts, np.ones(100)), rel=1e-12)
+
+
+def test_mode_stats_kl_zero_on_balanced_samples_and_log_m_on_one_mode():
+    from smallgan.data.gmm import GMMGrid
+
+    grid = GMMGrid(25)
+    balanced = np.repeat(grid.means, 40, axis=0)   # exactly 40 per mode
+    assert mode_stats(balanced, grid.means, grid.std).kl_uniform == pytest.approx(0.0, abs=1e-15)
+    one = np.repeat(grid.means[:1], 1000, axis=0)
+    s = mode_stats(one, grid.means, grid.std)
+    assert s.kl_uniform == pytest.approx(math.log(25)) and s.kl_uniform_hq == pytest.approx(math.log(25))

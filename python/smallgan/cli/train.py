@@ -17,6 +17,7 @@ EXPERIMENTS = {
     "gmm": "smallgan.experiments.gmm",
     "gmm-grid": "smallgan.experiments.gmm_grid",
     "gmm-curves": "smallgan.experiments.gmm_curves",
+    "gmm-table": "smallgan.experiments.gmm_table",
     "meg-anomaly": "smallgan.experiments.meg",
     "meg-grid": "smallgan.experiments.meg_grid",
     "sngan-cifar10": "smallgan.experiments.sngan_cifar10",

@@ -292,7 +292,7 @@ def run(config: GMMConfig, out_dir: Union[str, Path], *, resume: bool = False,
     result = {"label": config.label, "modes": config.modes, "sampling": config.sampling,
               "seed": config.seed, "steps": config.steps, "wall_s": wall,
               **{k: metrics[k] for k in ("recovered_pct", "recovered_hq_pct",
-                                         "high_quality_pct")},
+                                         "high_quality_pct", "kl_uniform", "kl_uniform_hq")},
               "config": config.to_dict()}
     text = json.dumps(result, indent=2) + "\n"
     atomic_write(out / "result.json", lambda f: f.write(text), text=True)
@@ -313,10 +313,10 @@ def add_config_arguments(parser: argparse.ArgumentParser, *, single: bool = True
         parser.add_argument("--sampling", choices=("random", "coreset"), default=d.sampling,
                             help="random = GAN, coreset = Small-GAN (default %(default)s)")
         parser.add_argument("--seed", type=int, default=d.seed, help="default %(default)s")
-        parser.add_argument("--no-coreset-prior", dest="coreset_prior", action="store_false",
-                            help="ablation: plain prior draws in coreset mode")
-        parser.add_argument("--no-coreset-target", dest="coreset_target", action="store_false",
-                            help="ablation: plain real batches in coreset mode")
+    parser.add_argument("--no-coreset-prior", dest="coreset_prior", action="store_false",
+                        help="ablation: plain prior draws in coreset mode (target core-set only)")
+    parser.add_argument("--no-coreset-target", dest="coreset_target", action="store_false",
+                        help="ablation: plain real batches in coreset mode (prior core-set only)")
     parser.add_argument("--steps", type=int, default=d.steps,
                         help="generator updates per run (default %(default)s)")
     parser.add_argument("--batch-size", type=int, default=d.batch_size, help="default %(default)s")

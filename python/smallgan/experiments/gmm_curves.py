@@ -11,7 +11,7 @@ width and learning rates in its runs' ``config.json``, and writes
 seconds at that step) and ``OUT.png``: one column per number of modes, rows
 for high-quality % against steps, recovered % against steps and
 high-quality % against seconds; GAN and Small-GAN in two colours, one line
-style per grid.  Unfinished runs are drawn as far as they got, so the
+style per grid; with several seeds, the mean over seeds and a min-max band.  Unfinished runs are drawn as far as they got, so the
 figure can be made while the grids still run.  It trains nothing.
 """
 from __future__ import annotations
@@ -79,6 +79,32 @@ def collect(grids: Sequence[Union[str, Path]]) -> List[Dict[str, Any]]:
     return rows
 
 
+def _mean_curve(rows: Sequence[Dict[str, Any]], x: str, y: str):
+    """Mean of ``y`` over seeds at every step, with the min-max band across seeds.
+
+    Returns ``(xs, means, lows, highs, n_seeds)`` or ``None`` without rows; a
+    step counts only where every seed has reached it (so the band never
+    narrows to fewer seeds); ``x = "seconds"`` averages the seconds too.
+    """
+    by_seed: Dict[int, Dict[int, Dict[str, Any]]] = {}
+    for r in rows:
+        by_seed.setdefault(r["seed"], {})[r["step"]] = r
+    if not by_seed:
+        return None
+    steps = sorted(set.intersection(*(set(v) for v in by_seed.values())))
+    if not steps:
+        return None
+    xs, means, lows, highs = [], [], [], []
+    for st in steps:
+        pts = [v[st] for v in by_seed.values()]
+        ys = [p[y] for p in pts]
+        xs.append(st if x == "step" else sum(p[x] for p in pts) / len(pts))
+        means.append(sum(ys) / len(ys))
+        lows.append(min(ys))
+        highs.append(max(ys))
+    return xs, means, lows, highs, len(by_seed)
+
+
 def plot_curves(rows: Sequence[Dict[str, Any]], path: Union[str, Path]) -> Path:
     """The figure described in the module docstring, written atomically."""
     import matplotlib
@@ -100,14 +126,17 @@ def plot_curves(rows: Sequence[Dict[str, Any]], path: Union[str, Path]) -> Path:
             ax = axes[i][j]
             for k, setting in enumerate(settings):
                 for label, colour in colours.items():
-                    pts = sorted((r[x], r[y]) for r in rows if r["modes"] == m
-                                 and r["setting"] == setting and r["label"] == label)
-                    if pts:
-                        xs, ys = zip(*pts)
+                    curve = _mean_curve([r for r in rows if r["modes"] == m
+                                         and r["setting"] == setting and r["label"] == label], x, y)
+                    if curve:
+                        xs, ys, lo, hi, n = curve
                         if x == "step":
                             xs = [v / 1000 for v in xs]
+                        seeds = f", {n} seeds" if n > 1 else ""
                         ax.plot(xs, ys, styles[k % len(styles)], color=colour, lw=1.4,
-                                label=f"{label}, {setting}")
+                                label=f"{label}, {setting}{seeds}")
+                        if n > 1:
+                            ax.fill_between(xs, lo, hi, color=colour, alpha=0.15, lw=0)
             ax.set_ylim(0, 101)
             ax.grid(alpha=0.3)
             if i == 0:

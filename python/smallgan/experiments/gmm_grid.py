@@ -7,8 +7,8 @@ paper's numbers and writes:
 
 - ``runs.csv``: one row per run;
 - ``summary.csv``: one row per (m, method) with means, stds and the paper's value;
-- ``figure.png``: samples of the first seed over the mode grid, GAN (top row)
-  vs Small-GAN (bottom row), one column per ``m``;
+- ``figure.png``: samples of the first seed over the mode grid, GAN and
+  Small-GAN side by side for each ``m``;
 - one run directory per run, ``m{m}/{random|coreset}/seed{seed}/``.
 
 With ``--resume`` finished runs are read back and unfinished ones continue
@@ -40,7 +40,7 @@ from smallgan.experiments.gmm import (
     plot_samples, run,
 )
 
-__all__ = ["run_grid", "summarize", "format_table", "add_arguments", "run_from_args",
+__all__ = ["run_grid", "with_kl", "summarize", "format_table", "add_arguments", "run_from_args",
            "QUICK_STEPS", "QUICK_MODES"]
 
 PAPER_MODES = (25, 36, 49, 64, 81, 100)
@@ -49,7 +49,8 @@ SAMPLINGS = ("random", "coreset")
 QUICK_STEPS = 20_000
 QUICK_MODES = (64,)
 
-_METRICS = ("recovered_pct", "recovered_hq_pct", "high_quality_pct")
+_METRICS = ("recovered_pct", "recovered_hq_pct", "high_quality_pct", "kl_uniform",
+            "kl_uniform_hq")
 
 
 def _run_dir(out: Path, m: int, sampling: str, seed: int) -> Path:
@@ -98,7 +99,7 @@ def run_grid(base: GMMConfig, out: Union[str, Path], modes: Sequence[int] = PAPE
     for cfg in configs:
         run_dir = _run_dir(out, cfg.modes, cfg.sampling, cfg.seed)
         if run_dir in finished:
-            result = finished[run_dir]
+            result = with_kl(finished[run_dir], run_dir)
         else:
             result = run(cfg, run_dir, resume=resume, tensorboard=tensorboard)
         results.append(result)
@@ -109,6 +110,20 @@ def run_grid(base: GMMConfig, out: Union[str, Path], modes: Sequence[int] = PAPE
     plot_grid(out, modes, seeds[0], samplings, out / "figure.png")
     return results
 
+
+
+def with_kl(result: Dict[str, Any], run_dir: Path) -> Dict[str, Any]:
+    """``result`` with the KL balance metrics, computed from ``samples.npz`` when a run
+    finished before they were recorded (the same 10,000 samples as its final evaluation)."""
+    if "kl_uniform" in result:
+        return result
+    import numpy as np
+
+    from smallgan.metrics.modes import mode_stats
+
+    with np.load(Path(run_dir) / "samples.npz") as z:
+        s = mode_stats(z["samples"], z["means"], float(result["config"]["std"]))
+    return {**result, "kl_uniform": s.kl_uniform, "kl_uniform_hq": s.kl_uniform_hq}
 
 
 def summarize(results: Sequence[Dict[str, Any]]) -> List[Dict[str, Any]]:
@@ -134,7 +149,7 @@ def summarize(results: Sequence[Dict[str, Any]]) -> List[Dict[str, Any]]:
 def format_table(rows: Sequence[Dict[str, Any]]) -> str:
     """A plain-text table of :func:`summarize`'s rows next to the paper."""
     head = (f"{'m':>4}  {'method':<10} {'seeds':>5}  {'recovered %':>15} {'paper':>7}  "
-            f"{'high-quality %':>15} {'paper':>7}  {'recovered w/ HQ %':>17}")
+            f"{'high-quality %':>15} {'paper':>7}  {'recovered w/ HQ %':>17}  {'KL(modes||unif)':>15}")
     lines = [head, "-" * len(head)]
     for r in rows:
         def cell(k: str) -> str:
@@ -146,7 +161,8 @@ def format_table(rows: Sequence[Dict[str, Any]]) -> str:
         lines.append(f"{r['modes']:>4}  {r['method']:<10} {r['n_seeds']:>5}  "
                      f"{cell('recovered_pct'):>15} {paper('paper_recovered_pct')}  "
                      f"{cell('high_quality_pct'):>15} {paper('paper_high_quality_pct')}  "
-                     f"{cell('recovered_hq_pct'):>17}")
+                     f"{cell('recovered_hq_pct'):>17}  "
+                     f"{r['kl_uniform_mean']:6.3f} +- {r['kl_uniform_std']:5.3f}")
     return "\n".join(lines)
 
 
@@ -171,8 +187,12 @@ def _write_summary(rows: Sequence[Dict[str, Any]], path: Path) -> None:
 
 
 def plot_grid(out: Path, modes: Sequence[int], seed: int, samplings: Sequence[str],
-              path: Path) -> None:
-    """Figure: one column per m, one row per sampling, samples of ``seed``."""
+              path: Path, per_row: int = 3) -> None:
+    """Figure: for each m, the samplings' samples of ``seed`` side by side.
+
+    Pairs (GAN | Small-GAN) are laid out ``per_row`` to a row; runs that are
+    not finished are left blank.
+    """
     import matplotlib
 
     matplotlib.use("Agg")
@@ -180,19 +200,29 @@ def plot_grid(out: Path, modes: Sequence[int], seed: int, samplings: Sequence[st
     import numpy as np
 
     names = {"random": "GAN", "coreset": "Small-GAN"}
-    fig, axes = plt.subplots(len(samplings), len(modes), squeeze=False,
-                             figsize=(2.4 * len(modes), 2.5 * len(samplings)), dpi=120)
+    per_row = max(1, min(per_row, len(modes)))
+    n_rows = -(-len(modes) // per_row)
+    cols = per_row * len(samplings)
+    fig, axes = plt.subplots(n_rows, cols, squeeze=False, figsize=(2.7 * cols, 2.95 * n_rows), dpi=120)
+    for ax in axes.flat:
+        ax.set_axis_off()
     for j, m in enumerate(modes):
         for i, s in enumerate(samplings):
+            ax = axes[j // per_row][(j % per_row) * len(samplings) + i]
             run_dir = _run_dir(out, m, s, seed)
+            if not (run_dir / "samples.npz").exists() or not (run_dir / "result.json").exists():
+                continue
+            ax.set_axis_on()
             with np.load(run_dir / "samples.npz") as z:
                 samples, means = z["samples"], z["means"]
             r = json.loads((run_dir / "result.json").read_text())
-            plot_samples(axes[i][j], samples, means, r["config"]["std"],
-                         f"{names.get(s, s)}, m={m}\nmodes {r['recovered_pct']:.0f}%, "
-                         f"HQ {r['high_quality_pct']:.1f}%")
-    fig.suptitle(f"10,000 samples (seed {seed}); circles: 4 std around each mode", fontsize=9)
-    fig.tight_layout()
+            plot_samples(ax, samples, means, r["config"]["std"],
+                         f"{names.get(s, s)}, m = {m}\nmodes {r['recovered_pct']:.0f} %, "
+                         f"HQ {r['high_quality_pct']:.1f} %")
+            ax.title.set_fontsize(9)
+    fig.suptitle(f"10,000 samples per panel (seed {seed}); red circles: 4 std around each mode",
+                 fontsize=11)
+    fig.tight_layout(rect=(0, 0, 1, 0.97))
     atomic_write(path, lambda f: fig.savefig(f, format="png"))
     plt.close(fig)
 
@@ -208,6 +238,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--seeds", type=int, default=3,
                         help="number of seeds, 0 .. N-1 (default %(default)s)")
     parser.add_argument("--first-seed", type=int, default=0, help="default %(default)s")
+    parser.add_argument("--samplings", nargs="+", choices=SAMPLINGS, default=list(SAMPLINGS),
+                        help="which runs: random (GAN) and/or coreset (Small-GAN); one alone "
+                             "for large-batch GAN rows or core-set ablations (default: both)")
     parser.add_argument("--quick", action="store_true",
                         help=f"demo: one seed, m={QUICK_MODES[0]}, {QUICK_STEPS} steps "
                              "(overrides --modes, --seeds and --steps)")
@@ -236,8 +269,8 @@ def run_from_args(args: argparse.Namespace) -> int:
         return 2
     try:
         t0 = time.perf_counter()
-        results = run_grid(base, args.out, modes, seeds, resume=args.resume,
-                           tensorboard=args.tensorboard)
+        results = run_grid(base, args.out, modes, seeds, samplings=args.samplings,
+                           resume=args.resume, tensorboard=args.tensorboard)
     except ResumeError as exc:
         print(f"smallgan train gmm-grid: {exc}", file=sys.stderr)
         return 2
