@@ -281,12 +281,12 @@ def test_gmm_table_means_paired_differences_and_steps_against_the_run_files(tmp_
 
 
 def test_curves_average_over_seeds_only_where_every_seed_has_reached_the_step():
-    from smallgan.experiments.gmm_curves import _mean_curve
+    from smallgan.experiments.grid import mean_curve
 
     rows = [{"seed": 0, "step": 5, "seconds": 1.0, "hq": 10.0},
             {"seed": 0, "step": 10, "seconds": 2.0, "hq": 30.0},
             {"seed": 1, "step": 5, "seconds": 3.0, "hq": 20.0}]   # seed 1 not at step 10 yet
-    assert _mean_curve(rows, "step", "hq") == ([5], [15.0], [10.0], [20.0], 2)
-    assert _mean_curve(rows, "seconds", "hq") == ([2.0], [15.0], [10.0], [20.0], 2)
-    assert _mean_curve(rows[:2], "step", "hq") == ([5, 10], [10.0, 30.0], [10.0, 30.0], [10.0, 30.0], 1)
-    assert _mean_curve([], "step", "hq") is None
+    assert mean_curve(rows, "step", "hq") == ([5], [15.0], [10.0], [20.0], 2)
+    assert mean_curve(rows, "seconds", "hq") == ([2.0], [15.0], [10.0], [20.0], 2)
+    assert mean_curve(rows[:2], "step", "hq") == ([5, 10], [10.0, 30.0], [10.0, 30.0], [10.0, 30.0], 1)
+    assert mean_curve([], "step", "hq") is None

@@ -1,4 +1,5 @@
 """MEG anomaly detection (paper Table 2): metrics, split, losses, models, CLI, resume."""
+import csv
 import json
 import math
 
@@ -326,3 +327,21 @@ def test_grid_cli_writes_csvs_and_resumes(tmp_path, capsys):
     assert len((tmp_path / "runs.csv").read_text().splitlines()) == 3
     assert cli.main(args) == 2  # exists: needs --resume
     assert cli.main([*args, "--resume"]) == 0  # finished runs are read back
+    # the curves: every evaluation of every run, epochs from the run's steps per epoch
+    capsys.readouterr()
+    assert cli.main(["train", "meg-curves", str(tmp_path), "--out", str(tmp_path / "c")]) == 0
+    with open(tmp_path / "c.csv") as f:
+        rows = list(csv.DictReader(f))
+    for sampling, label in (("random", "MEG"), ("coreset", "Core-set+MEG")):
+        run_dir = tmp_path / "digit1" / sampling / "seed0"
+        result = json.loads((run_dir / "result.json").read_text())
+        with open(run_dir / "metrics.csv") as f:
+            want = list(csv.DictReader(f))
+        mine = [r for r in rows if r["label"] == label]
+        assert [float(r["energy_auprc"]) for r in mine] == [float(w["energy_auprc"]) for w in want]
+        assert [float(r["epoch"]) for r in mine] == [
+            int(w["step"]) / result["steps_per_epoch"] for w in want]
+        assert float(mine[0]["chance_auprc"]) == result["n_anomalies"] / result["n_test"]
+    assert (tmp_path / "c.png").stat().st_size > 0
+    assert cli.main(["train", "meg-curves", str(tmp_path / "none"), "--out", str(tmp_path / "x")]) == 2
+    assert "no grid directory" in capsys.readouterr().err

@@ -20,6 +20,7 @@ EXPERIMENTS = {
     "gmm-table": "smallgan.experiments.gmm_table",
     "meg-anomaly": "smallgan.experiments.meg",
     "meg-grid": "smallgan.experiments.meg_grid",
+    "meg-curves": "smallgan.experiments.meg_curves",
     "sngan-cifar10": "smallgan.experiments.sngan_cifar10",
     "sagan-lsun": "smallgan.experiments.sagan_lsun",
     "lsgan-digits": "smallgan.experiments.lsgan_digits",

@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any, Dict, List, Sequence, Union
 
 from smallgan.atomic import atomic_write
+from smallgan.experiments.grid import mean_curve
 
 __all__ = ["collect", "plot_curves", "add_arguments", "run_from_args"]
 
@@ -79,32 +80,6 @@ def collect(grids: Sequence[Union[str, Path]]) -> List[Dict[str, Any]]:
     return rows
 
 
-def _mean_curve(rows: Sequence[Dict[str, Any]], x: str, y: str):
-    """Mean of ``y`` over seeds at every step, with the min-max band across seeds.
-
-    Returns ``(xs, means, lows, highs, n_seeds)`` or ``None`` without rows; a
-    step counts only where every seed has reached it (so the band never
-    narrows to fewer seeds); ``x = "seconds"`` averages the seconds too.
-    """
-    by_seed: Dict[int, Dict[int, Dict[str, Any]]] = {}
-    for r in rows:
-        by_seed.setdefault(r["seed"], {})[r["step"]] = r
-    if not by_seed:
-        return None
-    steps = sorted(set.intersection(*(set(v) for v in by_seed.values())))
-    if not steps:
-        return None
-    xs, means, lows, highs = [], [], [], []
-    for st in steps:
-        pts = [v[st] for v in by_seed.values()]
-        ys = [p[y] for p in pts]
-        xs.append(st if x == "step" else sum(p[x] for p in pts) / len(pts))
-        means.append(sum(ys) / len(ys))
-        lows.append(min(ys))
-        highs.append(max(ys))
-    return xs, means, lows, highs, len(by_seed)
-
-
 def plot_curves(rows: Sequence[Dict[str, Any]], path: Union[str, Path]) -> Path:
     """The figure described in the module docstring, written atomically."""
     import matplotlib
@@ -126,7 +101,7 @@ def plot_curves(rows: Sequence[Dict[str, Any]], path: Union[str, Path]) -> Path:
             ax = axes[i][j]
             for k, setting in enumerate(settings):
                 for label, colour in colours.items():
-                    curve = _mean_curve([r for r in rows if r["modes"] == m
+                    curve = mean_curve([r for r in rows if r["modes"] == m
                                          and r["setting"] == setting and r["label"] == label], x, y)
                     if curve:
                         xs, ys, lo, hi, n = curve

@@ -1,4 +1,4 @@
-"""What the experiment grids (``gmm-grid``, ``meg-grid``) share."""
+"""What the experiment grids (``gmm-grid``, ``meg-grid``) and their curve plots share."""
 from __future__ import annotations
 
 import json
@@ -8,7 +8,7 @@ from typing import Any, Callable, Dict, Sequence
 
 from smallgan.training.checkpoint import ResumeError
 
-__all__ = ["finished_runs", "mean_std"]
+__all__ = ["finished_runs", "mean_std", "mean_curve"]
 
 
 def finished_runs(configs: Sequence[Any], run_dir: Callable[[Any], Path],
@@ -42,3 +42,29 @@ def mean_std(values: Sequence[float]) -> tuple:
     mean = sum(values) / n
     std = math.sqrt(sum((v - mean) ** 2 for v in values) / (n - 1)) if n > 1 else 0.0
     return mean, std
+
+
+def mean_curve(rows: Sequence[Dict[str, Any]], x: str, y: str):
+    """Mean of ``y`` over seeds at every step, with the min-max band across seeds.
+
+    Returns ``(xs, means, lows, highs, n_seeds)`` or ``None`` without rows; a
+    step counts only where every seed has reached it (so the band never
+    narrows to fewer seeds); ``x = "seconds"`` averages the seconds too.
+    """
+    by_seed: Dict[int, Dict[int, Dict[str, Any]]] = {}
+    for r in rows:
+        by_seed.setdefault(r["seed"], {})[r["step"]] = r
+    if not by_seed:
+        return None
+    steps = sorted(set.intersection(*(set(v) for v in by_seed.values())))
+    if not steps:
+        return None
+    xs, means, lows, highs = [], [], [], []
+    for st in steps:
+        pts = [v[st] for v in by_seed.values()]
+        ys = [p[y] for p in pts]
+        xs.append(st if x == "step" else sum(p[x] for p in pts) / len(pts))
+        means.append(sum(ys) / len(ys))
+        lows.append(min(ys))
+        highs.append(max(ys))
+    return xs, means, lows, highs, len(by_seed)
