@@ -271,6 +271,7 @@ def test_gmm_table_means_paired_differences_and_steps_against_the_run_files(tmp_
             want += [float(r["high_quality_pct"]) for r in csv.DictReader(f) if r["step"] == "8"]
     assert len(want) == 2
     assert float(at8["GAN"]["high_quality_pct_mean"]) == pytest.approx(np.mean(want))
+    assert not (tmp_path / "t8-samples.png").exists()  # only final samples are kept
     capsys.readouterr()
     # a step nobody was evaluated at, and a missing directory: one line, exit 2
     assert cli.main(["train", "gmm-table", str(tmp_path / "g"), "--at", "6",

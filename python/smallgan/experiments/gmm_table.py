@@ -4,8 +4,8 @@
 
 Reads the run folders (``m<M>/<sampling>/seed<S>``) of one or more
 ``smallgan train gmm-grid`` outputs and writes ``OUT.csv`` and ``OUT.md``:
-(and ``OUT-samples.png``, the final samples of one seed, GAN and Small-GAN
-side by side for each m): one row per (m, method), mean +- sample std over seeds of
+(and, without ``--at``, ``OUT-samples.png``: the final samples of one seed,
+GAN and Small-GAN side by side for each m): one row per (m, method), mean +- sample std over seeds of
 
 - recovered modes % (the paper's rule) and recovered with a high-quality
   sample % (the stricter rule), high-quality samples %;
@@ -219,7 +219,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--at", type=int, default=None,
                         help="read every run at this step (default: its final result)")
     parser.add_argument("--out", type=Path, required=True,
-                        help="output prefix: writes OUT.csv, OUT.md and OUT-samples.png")
+                        help="output prefix: writes OUT.csv, OUT.md and (without --at) OUT-samples.png")
     parser.add_argument("--samples-seed", type=int, default=0,
                         help="seed whose final samples OUT-samples.png shows, GAN and "
                              "Small-GAN of the first grid side by side (default %(default)s)")
@@ -249,9 +249,10 @@ def run_from_args(args: argparse.Namespace) -> int:
     text = format_markdown(rows) + "\n"
     atomic_write(out.with_suffix(".md"), lambda f: f.write(text), text=True)
     print(text, end="")
-    figure = out.parent / f"{out.name}-samples.png"
-    plot_grid(Path(args.grids[0]), sorted({r["modes"] for r in rows}), args.samples_seed,
-              ("random", "coreset"), figure)
-    print(f"{sum(r['n_seeds'] for r in rows)} runs: {out.with_suffix('.csv')}, "
-          f"{out.with_suffix('.md')}, {figure}")
+    written = [out.with_suffix(".csv"), out.with_suffix(".md")]
+    if args.at is None:  # the runs keep only their final samples
+        written.append(out.parent / f"{out.name}-samples.png")
+        plot_grid(Path(args.grids[0]), sorted({r["modes"] for r in rows}), args.samples_seed,
+                  ("random", "coreset"), written[-1])
+    print(f"{sum(r['n_seeds'] for r in rows)} runs: " + ", ".join(map(str, written)))
     return 0
