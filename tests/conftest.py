@@ -17,3 +17,14 @@ except ImportError:  # pragma: no cover
 @pytest.fixture
 def rng():
     return np.random.default_rng(12345)
+
+
+@pytest.fixture(scope="session")
+def mnist_classifier(tmp_path_factory):
+    """The shipped evaluation classifier (default settings, seed 0), trained
+    once per test session into a fresh cache folder: about 10-20 s on one
+    core.  Yields ``(network, cache_dir)``."""
+    from smallgan.metrics.classifier import load_mnist_classifier
+
+    cache = tmp_path_factory.mktemp("mnist-cnn-cache")
+    return load_mnist_classifier(cache_dir=cache, threads=1, log=lambda line: None), cache

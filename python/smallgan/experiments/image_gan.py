@@ -58,8 +58,9 @@ class ImageGANConfig:
         this dataset (length and content fingerprint), else an error.  Then
         ``embedding``, ``projection_dim`` and ``projection_seed`` are not
         used.
-    feature : {"inception", "random-conv"}
-        Features for FID ("random-conv" is reported as FD[random-conv]).
+    feature : {"inception", "random-conv", "mnist-cnn"}
+        Features for FID ("random-conv" is reported as FD[random-conv],
+        "mnist-cnn", for 28x28 digits, as FD[mnist-cnn]).
     fallback_features : bool
         Without Inception weights, use random-conv features (for embeddings
         and the distance) instead of stopping with an error.
@@ -282,7 +283,7 @@ _FLAG_HELP = {
     "projection_dim": "random projection of the embeddings (0: unprojected, ablation)",
     "projection_seed": "seed of the projection matrix (shared by every training seed)",
     "embeddings": "use this `smallgan embed` cache (.npy) for the real core-set",
-    "feature": "features of the Fréchet distance (random-conv is NOT an FID)",
+    "feature": "features of the Fréchet distance (random-conv and mnist-cnn are NOT FIDs)",
     "fid_every": "steps between evaluations (0: steps/10, -1: none)",
     "fid_fake": "generated images per FID", "fid_real": "real images per FID",
     "cache_dir": "embedding and FID statistics cache",
@@ -297,7 +298,7 @@ def add_common_arguments(parser: argparse.ArgumentParser, cls: type) -> None:
     """Flags for the shared fields, with ``cls``'s defaults in the help."""
     d = {f.name: f.default for f in dataclasses.fields(cls)}
     choices = {"sampling": ("random", "coreset"), "embedding": ("inception", "random-conv", "raw"),
-               "feature": ("inception", "random-conv")}
+               "feature": ("inception", "random-conv", "mnist-cnn")}
     for name, help_ in _FLAG_HELP.items():
         default = d[name]
         kind = {int: int, float: float, str: str}.get(type(default), str)
