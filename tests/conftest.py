@@ -22,9 +22,19 @@ def rng():
 @pytest.fixture(scope="session")
 def mnist_classifier(tmp_path_factory):
     """The shipped evaluation classifier (default settings, seed 0), trained
-    once per test session into a fresh cache folder: about 10-20 s on one
-    core.  Yields ``(network, cache_dir)``."""
+    once per test session by ``smallgan train mnist-classifier`` into a fresh
+    folder (about 10-20 s on one core), then loaded the way evaluations load
+    it.  Yields ``(network, folder)``."""
+    import contextlib
+    import io
+
+    from smallgan.cli import main
     from smallgan.metrics.classifier import load_mnist_classifier
 
     cache = tmp_path_factory.mktemp("mnist-cnn-cache")
-    return load_mnist_classifier(cache_dir=cache, threads=1, log=lambda line: None), cache
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(io.StringIO()):
+        assert main(["train", "mnist-classifier", "--out", str(cache)]) == 0
+    net = load_mnist_classifier(cache_dir=cache, train=False)
+    net.cli_output = out.getvalue()  # for the CLI test
+    return net, cache

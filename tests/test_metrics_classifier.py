@@ -179,3 +179,18 @@ def test_bad_arguments(mnist_classifier) -> None:
         C.classifier_score(np.array([[np.nan, 1.0], [0.5, 0.5]]), splits=1)
     with pytest.raises(TypeError, match="seed must be an int, got '0'"):
         C.load_mnist_classifier("0")
+
+
+def test_cli_trains_reports_and_reuses(mnist_classifier, capsys) -> None:
+    from smallgan.cli import main
+
+    net, cache = mnist_classifier
+    path = C.classifier_path(C.ClassifierConfig(), cache)
+    accuracy = f"test accuracy {100 * net.info.test_accuracy:.1f} % on the 1,000 held-out digits"
+    assert net.cli_output.splitlines()[0] == f"saved: {path}"  # the session's training run
+    assert accuracy in net.cli_output and "on 1 thread)" in net.cli_output
+    assert main(["train", "mnist-classifier", "--out", str(cache)]) == 0
+    out = capsys.readouterr().out
+    assert out.splitlines()[0] == f"already trained: {path}" and accuracy in out
+    assert main(["train", "mnist-classifier", "--out", str(cache), "--seed", "-1"]) == 2
+    assert "smallgan train mnist-classifier: seed must be >= 0, got -1" in capsys.readouterr().err
