@@ -181,7 +181,9 @@ def run_image_gan(config: ImageGANConfig, out_dir: Union[str, Path], *, dataset:
                   base: Any, image_size: Optional[int],
                   make_models: Callable[[], Tuple[Any, Any]],
                   trainer_cls: Optional[type] = None, resume: bool = False,
-                  progress: bool = False, tensorboard: bool = True) -> Dict[str, Any]:
+                  progress: bool = False, tensorboard: bool = True,
+                  make_eval: Optional[Callable[[Any, Path, str], Callable]] = None
+                  ) -> Dict[str, Any]:
     """Train one image GAN run and write ``result.json``.
 
     Parameters
@@ -201,6 +203,10 @@ def run_image_gan(config: ImageGANConfig, out_dir: Union[str, Path], *, dataset:
         Small-GAN run of a seed start from the same weights.
     trainer_cls : type, optional
         A :class:`~smallgan.training.trainer.Trainer` subclass.
+    make_eval : callable, optional
+        ``make_eval(images, cache_dir, device)`` returns the trainer's
+        ``eval_fn`` (run every ``fid_every`` steps and at the end), instead
+        of the Fréchet-distance hook (e.g. the Stacked-MNIST mode counts).
     """
     import numpy as np
     import torch
@@ -237,7 +243,9 @@ def run_image_gan(config: ImageGANConfig, out_dir: Union[str, Path], *, dataset:
     torch.manual_seed(init_seed)
     g, d = make_models()
     eval_fn = None
-    if config.fid_every >= 0:
+    if config.fid_every >= 0 and make_eval is not None:
+        eval_fn = make_eval(images, cache, device)
+    elif config.fid_every >= 0:
         eval_fn = fid_hook(images, n_fake=config.fid_fake, n_real=config.fid_real,
                            feature=config.feature, weights=config.inception_weights,
                            fallback=config.fallback_features, cache_dir=cache, dataset=key,
