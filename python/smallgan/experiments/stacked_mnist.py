@@ -38,7 +38,7 @@ import json
 import sys
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Dict, Union
+from typing import Any, Callable, Dict, Optional, Union
 
 from smallgan.atomic import atomic_write
 from smallgan.checks import check_choice, check_int
@@ -105,7 +105,8 @@ class StackedMNISTConfig(ImageGANConfig):
 
 
 def digits_hook(real: Any, *, n_fake: int, nearest_k: int, cache_dir: Path, device: str,
-                log: Callable[[str], None]) -> Callable[[Any, int], Dict[str, float]]:
+                log: Callable[[str], None], threads: Optional[int] = None
+                ) -> Callable[[Any, int], Dict[str, float]]:
     """A trainer ``eval_fn``: :func:`~smallgan.metrics.digits.evaluate_digits`
     of ``n_fake`` samples of the (EMA) generator against ``real``
     (``(m, c, 28, 28)`` in [0, 1]); logs the report, returns its numbers.
@@ -124,7 +125,8 @@ def digits_hook(real: Any, *, n_fake: int, nearest_k: int, cache_dir: Path, devi
         with torch.no_grad():
             fake = trainer.sample(n_fake, seed=1_000_003 + step, batch=1000)
         report = evaluate_digits(fake, real, classifier=state["net"], nearest_k=nearest_k,
-                                 fake_range=(-1.0, 1.0), real_range=(0.0, 1.0), device=device)
+                                 fake_range=(-1.0, 1.0), real_range=(0.0, 1.0), device=device,
+                                 threads=threads)
         log(f"step {step}: {report}")
         return report.as_dict()
 
@@ -154,7 +156,8 @@ def run(config: StackedMNISTConfig, out_dir: Union[str, Path], *, resume: bool =
         real = StackedMNIST(config.fid_real, seed=config.data_seed + 1, split="train")
         return digits_hook(real.images(np.arange(config.fid_real)), n_fake=config.fid_fake,
                            nearest_k=config.nearest_k, cache_dir=cache, device=device,
-                           log=lambda s: print(s, file=sys.stderr))
+                           log=lambda s: print(s, file=sys.stderr),
+                           threads=config.threads or None)  # --threads: training and evaluation
 
     name = f"stacked-mnist-{config.data_split}-n{config.n_train}-seed{config.data_seed}"
     result = run_image_gan(config, out_dir, dataset=name, base=base, image_size=None,

@@ -53,6 +53,7 @@ from typing import Any, Dict, Optional
 import numpy as np
 
 from smallgan.checks import check_int
+from smallgan.metrics.threads import limit_threads
 
 __all__ = ["PRDC", "prdc", "knn_radii", "DEFAULT_K"]
 
@@ -266,8 +267,8 @@ def prdc(real_features: Any, fake_features: Any, nearest_k: int = DEFAULT_K, *,
     feature : str
         Name of the feature space, carried into the result.
     threads : int, optional
-        faiss threads for the radii (the block products use numpy's BLAS
-        threads).
+        Threads for faiss's search and numpy's block products (see
+        :func:`smallgan.metrics.threads.limit_threads`); default: unchanged.
     block : int, optional
         Fakes per block of the real x fake pass (default: about 16M entries
         per block).  Does not change the result.
@@ -285,8 +286,8 @@ def prdc(real_features: Any, fake_features: Any, nearest_k: int = DEFAULT_K, *,
         Non-numeric arrays, a non-integer ``nearest_k``.
 
     Thread safety: safe to call from several threads, except that a
-    ``threads`` argument sets faiss's global OpenMP thread count for the
-    duration of the search.
+    ``threads`` argument sets the process's BLAS/OpenMP thread counts while
+    it runs.
     """
     real = _features("real_features", real_features)
     fake = _features("fake_features", fake_features)
@@ -305,6 +306,13 @@ def prdc(real_features: Any, fake_features: Any, nearest_k: int = DEFAULT_K, *,
     if block is None:
         block = max(1, _BLOCK_ENTRIES // n)
     block = check_int("block", block, 1)
+    with limit_threads(threads):
+        return _prdc(real, fake, k, feature, threads, block)
+
+
+def _prdc(real: np.ndarray, fake: np.ndarray, k: int, feature: str, threads: Optional[int],
+          block: int) -> PRDC:
+    n, m = real.shape[0], fake.shape[0]
     real, fake, _ = _power_of_two_scaled(real, fake)
 
     r2_real = _knn_sq_radii(real, k, threads)  # (n,)
