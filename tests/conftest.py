@@ -17,3 +17,24 @@ except ImportError:  # pragma: no cover
 @pytest.fixture
 def rng():
     return np.random.default_rng(12345)
+
+
+@pytest.fixture(scope="session")
+def mnist_classifier(tmp_path_factory):
+    """The shipped evaluation classifier (default settings, seed 0), trained
+    once per test session by ``smallgan train mnist-classifier`` into a fresh
+    folder (about 10-20 s on one core), then loaded the way evaluations load
+    it.  Yields ``(network, folder)``."""
+    import contextlib
+    import io
+
+    from smallgan.cli import main
+    from smallgan.metrics.classifier import load_mnist_classifier
+
+    cache = tmp_path_factory.mktemp("mnist-cnn-cache")
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(io.StringIO()):
+        assert main(["train", "mnist-classifier", "--out", str(cache)]) == 0
+    net = load_mnist_classifier(cache_dir=cache, train=False)
+    net.cli_output = out.getvalue()  # for the CLI test
+    return net, cache

@@ -25,6 +25,8 @@ EXPERIMENTS = {
     "sagan-lsun": "smallgan.experiments.sagan_lsun",
     "lsgan-digits": "smallgan.experiments.lsgan_digits",
     "timing": "smallgan.experiments.timing",
+    "stacked-mnist": "smallgan.experiments.stacked_mnist",
+    "mnist-classifier": "smallgan.experiments.mnist_classifier",
 }
 
 

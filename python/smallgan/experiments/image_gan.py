@@ -58,8 +58,9 @@ class ImageGANConfig:
         this dataset (length and content fingerprint), else an error.  Then
         ``embedding``, ``projection_dim`` and ``projection_seed`` are not
         used.
-    feature : {"inception", "random-conv"}
-        Features for FID ("random-conv" is reported as FD[random-conv]).
+    feature : {"inception", "random-conv", "mnist-cnn"}
+        Features for FID ("random-conv" is reported as FD[random-conv],
+        "mnist-cnn", for 28x28 digits, as FD[mnist-cnn]).
     fallback_features : bool
         Without Inception weights, use random-conv features (for embeddings
         and the distance) instead of stopping with an error.
@@ -180,7 +181,9 @@ def run_image_gan(config: ImageGANConfig, out_dir: Union[str, Path], *, dataset:
                   base: Any, image_size: Optional[int],
                   make_models: Callable[[], Tuple[Any, Any]],
                   trainer_cls: Optional[type] = None, resume: bool = False,
-                  progress: bool = False, tensorboard: bool = True) -> Dict[str, Any]:
+                  progress: bool = False, tensorboard: bool = True,
+                  make_eval: Optional[Callable[[Any, Path, str], Callable]] = None
+                  ) -> Dict[str, Any]:
     """Train one image GAN run and write ``result.json``.
 
     Parameters
@@ -200,6 +203,10 @@ def run_image_gan(config: ImageGANConfig, out_dir: Union[str, Path], *, dataset:
         Small-GAN run of a seed start from the same weights.
     trainer_cls : type, optional
         A :class:`~smallgan.training.trainer.Trainer` subclass.
+    make_eval : callable, optional
+        ``make_eval(images, cache_dir, device)`` returns the trainer's
+        ``eval_fn`` (run every ``fid_every`` steps and at the end), instead
+        of the Fréchet-distance hook (e.g. the Stacked-MNIST mode counts).
     """
     import numpy as np
     import torch
@@ -236,7 +243,9 @@ def run_image_gan(config: ImageGANConfig, out_dir: Union[str, Path], *, dataset:
     torch.manual_seed(init_seed)
     g, d = make_models()
     eval_fn = None
-    if config.fid_every >= 0:
+    if config.fid_every >= 0 and make_eval is not None:
+        eval_fn = make_eval(images, cache, device)
+    elif config.fid_every >= 0:
         eval_fn = fid_hook(images, n_fake=config.fid_fake, n_real=config.fid_real,
                            feature=config.feature, weights=config.inception_weights,
                            fallback=config.fallback_features, cache_dir=cache, dataset=key,
@@ -282,7 +291,7 @@ _FLAG_HELP = {
     "projection_dim": "random projection of the embeddings (0: unprojected, ablation)",
     "projection_seed": "seed of the projection matrix (shared by every training seed)",
     "embeddings": "use this `smallgan embed` cache (.npy) for the real core-set",
-    "feature": "features of the Fréchet distance (random-conv is NOT an FID)",
+    "feature": "features of the Fréchet distance (random-conv and mnist-cnn are NOT FIDs)",
     "fid_every": "steps between evaluations (0: steps/10, -1: none)",
     "fid_fake": "generated images per FID", "fid_real": "real images per FID",
     "cache_dir": "embedding and FID statistics cache",
@@ -297,7 +306,7 @@ def add_common_arguments(parser: argparse.ArgumentParser, cls: type) -> None:
     """Flags for the shared fields, with ``cls``'s defaults in the help."""
     d = {f.name: f.default for f in dataclasses.fields(cls)}
     choices = {"sampling": ("random", "coreset"), "embedding": ("inception", "random-conv", "raw"),
-               "feature": ("inception", "random-conv")}
+               "feature": ("inception", "random-conv", "mnist-cnn")}
     for name, help_ in _FLAG_HELP.items():
         default = d[name]
         kind = {int: int, float: float, str: str}.get(type(default), str)

@@ -14,7 +14,10 @@ Features come from :func:`smallgan.inception.load_inception` (local weights
 only). Without those weights, ``feature="random-conv"`` gives a seeded random
 convolutional network instead: good enough to exercise the pipeline and to
 compare runs *with each other*, but not comparable to any published number,
-so it is reported as "FD[random-conv]", never as "FID".
+so it is reported as "FD[random-conv]", never as "FID".  For MNIST-family
+digits (28 x 28, one digit per channel), ``feature="mnist-cnn"`` uses the
+classifier trained in the project (:mod:`smallgan.metrics.classifier`),
+reported as "FD[mnist-cnn]".
 
 Statistics are stored as ``.npz`` with ``mu`` and ``sigma`` (as pytorch-fid),
 plus ``n`` and ``feature`` so a cache is never reused under another protocol.
@@ -53,8 +56,9 @@ __all__ = [
 ]
 
 # Feature extractors: "inception" is the standard one (comparable FID);
-# "random-conv" is the labelled, non-comparable fallback.
-FEATURES = ("inception", "random-conv")
+# "random-conv" is the labelled, non-comparable fallback; "mnist-cnn" the
+# project's digit classifier (labelled, non-comparable, 28x28 digits only).
+FEATURES = ("inception", "random-conv", "mnist-cnn")
 PathLike = Union[str, os.PathLike]
 
 
@@ -191,7 +195,8 @@ class FIDResult:
         Generated and real images used.
     feature : str
         ``"inception"`` (FID weights: a real FID), ``"inception-torchvision"``
-        (ImageNet weights: not comparable) or ``"random-conv"`` (not comparable).
+        (ImageNet weights: not comparable), ``"random-conv"`` or
+        ``"mnist-cnn"`` (not comparable).
     """
 
     value: float
@@ -304,7 +309,10 @@ def load_feature_extractor(feature: str = "inception", *, weights: Optional[Path
 
     Parameters
     ----------
-    feature : {"inception", "random-conv"}
+    feature : {"inception", "random-conv", "mnist-cnn"}
+        ``"mnist-cnn"``: the project's digit classifier (trained and cached
+        on first use, see :func:`smallgan.metrics.classifier.load_mnist_classifier`);
+        only for 28 x 28 digit images.
     weights : path, optional
         Inception weights file (else the embeddings module's search path).
     device : str
@@ -321,6 +329,10 @@ def load_feature_extractor(feature: str = "inception", *, weights: Optional[Path
     """
     if feature not in FEATURES:
         raise ValueError(f"feature must be one of {FEATURES}, got {feature!r}")
+    if feature == "mnist-cnn":
+        from smallgan.metrics.classifier import DigitFeatures, load_mnist_classifier
+
+        return DigitFeatures(load_mnist_classifier(device=device)).to(device), "mnist-cnn"
     if feature == "inception":
         from smallgan.inception import load_inception
         try:
