@@ -47,15 +47,20 @@
 namespace smallgan {
 namespace {
 
-// Rounding margin of the skip test (cannot_improve).  For a row x inside a
-// node's box, the exact distance satisfies |x - c|^2 >= L, the exact squared
-// distance from c to the box.  The kernel's float result for |x - c|^2 is at
-// least |x - c|^2 (1 - u)^(d + 3) (one rounding per subtraction, product and
-// sum; u = 2^-24); the box distance computed here is at most L (1 + u)^(d + 3).
-// So float(|x - c|^2) >= L_computed (1 - (2d + 6) u), and L_computed >=
-// bound (1 + 1e-5) implies float(|x - c|^2) >= bound for d up to 80
-// (kSpatialLimitD).  The absolute term covers underflow: each rounding in the
-// subnormal range can lose 2^-149, far below FLT_MIN.
+// Rounding margin of the skip test (Walk::candidates).  For a row x inside
+// a node's box, the exact distance satisfies |x - c|^2 >= L, the exact
+// squared distance from c to the box.  The kernel's float result for
+// |x - c|^2 is at least |x - c|^2 (1 - u)^(d + 3) (one rounding per
+// subtraction, product and sum; u = 2^-24); the box distance computed here is
+// at most L (1 + u)^(d + 3).  So float(|x - c|^2) >= L_computed
+// (1 - (2d + 6) u), and L_computed >= bound (1 + 1e-5) implies
+// float(|x - c|^2) >= bound for d up to 80 (kSpatialLimitD).  The margin is
+// needed: the AVX2 and AVX-512 kernels sum the d squares in another order
+// than the box test, and rows exist whose distance comes out an ulp below
+// the box test's (tests/test_coreset_spatial.py builds one per level).  The
+// absolute term covers underflow, where each rounding can lose 2^-149 (no
+// case was found where it matters: sums of subnormals are exact; it keeps the
+// argument whole).
 constexpr float kSkipRel = 1.0f + 1e-5f;
 constexpr float kSkipAbs = std::numeric_limits<float>::min();
 
