@@ -175,7 +175,6 @@ KCenterStats kcenter(const KCenterInput& in) {
     // which time every thread has finished reading it.  One barrier per step.
     std::vector<Best> slots(2 * static_cast<std::size_t>(T));
     std::vector<char> chunk_ok(static_cast<std::size_t>(T), 1);
-    std::vector<std::int64_t> updates(static_cast<std::size_t>(T), 0);
     // Largest true min-distance any thread has found in the current search,
     // rotated over three slots: slot s % 3 serves search s, thread 0 resets
     // slot (s + 1) % 3 during search s (nobody uses it between the barriers
@@ -227,7 +226,6 @@ KCenterStats kcenter(const KCenterInput& in) {
         // private copy `last`.
         std::int64_t visible = S;
         long search_no = 0;
-        std::int64_t my_updates = 0;  // summed after the region (no shared cache line per block)
 
         auto bring_up_to_date = [&](std::size_t b, const float* newest) -> Best {
             const std::int64_t from = synced[b];
@@ -236,7 +234,6 @@ KCenterStats kcenter(const KCenterInput& in) {
                             static_cast<std::int64_t>(b * kBlock));
             synced[b] = visible + (newest != nullptr ? 1 : 0);
             bound[b] = bb.val;
-            ++my_updates;
             return bb;
         };
 
@@ -327,11 +324,9 @@ KCenterStats kcenter(const KCenterInput& in) {
         // After the last search `val` is the farthest remaining row's distance:
         // the k-center objective (0 once every row is a centre).
         if (tid == 0) radius_sq = std::max(0.0f, val);
-        updates[static_cast<std::size_t>(tid)] = my_updates;
     }
     if (!values_ok) throw std::invalid_argument(describe_bad_values(in));
     out.radius = std::sqrt(radius_sq);
-    for (std::int64_t u : updates) out.block_updates += u;
     return out;
 }
 

@@ -46,7 +46,8 @@ struct KCenterStats {
     double radius = 0.0;   // max over rows of the distance to the nearest centre (old and new)
     int threads_used = 1;
     Path path = Path::Blocked;        // the traversal that ran
-    std::int64_t block_updates = 0;   // 16-row block kernel calls (work done, for tests and benchmarks)
+    std::int64_t block_updates = 0;   // Spatial path: 16-row block kernel calls (its work, for tests
+                                      // and benchmarks); not counted by the Blocked path (0)
 };
 
 // The path Path::Auto takes for n rows, d columns and `centres` = k +

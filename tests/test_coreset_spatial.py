@@ -47,7 +47,7 @@ def engine(x, k, first=None, selected=NO_SEL, threads=1, path=SPATIAL, simd="", 
     level = -1 if not simd else _core.simd_level_id(simd)
     sel = np.asarray(selected, dtype=np.int64)
     idx, dist, radius, _, info = _core.kcenter(x, k, -1 if first is None else first, sel, threads, level,
-                                               True, prune, path)
+                                               True, prune, path, stats=True)
     return idx, dist, radius, info
 
 

@@ -23,7 +23,8 @@ def kcenter(
     want_distances: bool = False,
     prune: bool = True,
     path: int = 0,  # 0 auto, 1 blocked, 2 spatial (results never depend on it)
-) -> Tuple[npt.NDArray[np.int64], Optional[npt.NDArray[np.float64]], float, int, Dict[str, Any]]: ...
+    stats: bool = False,  # True: a fifth element {"path": str, "block_updates": int}
+) -> Tuple[Any, ...]: ...
 def submit(
     x: npt.NDArray[np.floating],
     k: int,

@@ -386,7 +386,7 @@ def kcenter(
                    check_finite, _cuda_blocks)
     if req.cuda_tensor is not None:
         return _kcenter_cuda(req) if req.use_kernel else _kcenter_torch(req)
-    idx, dist, radius, _, _ = _core.kcenter(req.x, req.k, -1 if req.first is None else req.first,
+    idx, dist, radius, _ = _core.kcenter(req.x, req.k, -1 if req.first is None else req.first,
                                          req.selected, req.threads, req.simd, req.want_dist)
     return req.shape(idx, dist, radius)
 
