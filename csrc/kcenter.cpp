@@ -145,11 +145,15 @@ KCenterStats kcenter(const KCenterInput& in) {
 
     const bool spatial = in.prune && (in.path == Path::Spatial ||
                                       (in.path == Path::Auto && choose_path(n, d, S + in.k) == Path::Spatial));
-    // Its walk is serial; only building is split over threads, and only when
-    // asked: on the 2-core dev machine under load, 2 threads made the build
-    // several times slower (barriers waiting on a descheduled thread), and
-    // on an idle machine they could save at most half of the build.
-    if (spatial) return kcenter_spatial(in, in.threads > 0 ? choose_threads(n, d, in.threads) : 1);
+    // Its walk is serial; only building is split over threads, only when
+    // asked, and one thread per 2^16 rows at most: on the 2-core dev machine
+    // under load, 2 threads made a 100k-row build several times slower
+    // (barriers waiting on a descheduled thread), and on an idle machine
+    // they could save at most half of a build that takes ~35 ns a row.
+    if (spatial) {
+        const int cap = static_cast<int>(std::max<std::int64_t>(1, n >> 16));
+        return kcenter_spatial(in, in.threads > 0 ? std::min(choose_threads(n, d, in.threads), cap) : 1);
+    }
 
     const ApplyFn apply = apply_kernel(in.simd);
     const std::size_t nb = static_cast<std::size_t>((n + kBlock - 1) / kBlock);

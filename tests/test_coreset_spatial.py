@@ -279,8 +279,14 @@ def test_float64_and_strided_input_read_as_the_blocked_path_reads_it():
 
 # ---------------------------------------------------------------- threads
 
+def threads_used(x, k, threads):
+    return _core.kcenter(x, k, 0, NO_SEL, threads, -1, False, True, SPATIAL)[3]
+
+
 def test_one_and_two_threads_identical():
-    x = clustered(20000, 3, seed=9)
+    # threads split the build, one per 2^16 rows at most: 140,000 rows take two
+    x = clustered(140_000, 3, seed=9)
+    assert threads_used(x, 1000, 2) == 2 and threads_used(x[:100_000], 1000, 2) == 1
     one = engine(x, 1000, first=0, threads=1)
     two = engine(x, 1000, first=0, threads=2)
     assert one[3]["path"] == two[3]["path"] == "spatial"
