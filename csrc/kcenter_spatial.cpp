@@ -497,6 +497,27 @@ void build_tree(Tree& t, std::size_t d, const float* bbox, const std::int32_t* p
     for (std::size_t q = 0; q < kFan; ++q) t.root = best_of(t.root, NodeBest{rn[2 * d * kFan + q], t.o[0][q]}, perm);
 }
 
+// This thread's place in the current parallel region (a team of one
+// without OpenMP), and a barrier that is free for a team of one.
+struct Team {
+    int tid = 0, nt = 1;
+    void barrier() const {
+#if defined(_OPENMP)
+        if (nt > 1) {
+#pragma omp barrier
+        }
+#endif
+    }
+};
+
+Team team() {
+#if defined(_OPENMP)
+    return Team{omp_get_thread_num(), omp_get_num_threads()};
+#else
+    return Team{};
+#endif
+}
+
 }  // namespace
 
 KCenterStats kcenter_spatial(const KCenterInput& in, int T) {
@@ -522,7 +543,6 @@ KCenterStats kcenter_spatial(const KCenterInput& in, int T) {
     const int idx_bits = std::max(1, bit_width(static_cast<std::uint64_t>(n - 1)));
     const int bits = morton_bits(static_cast<std::uint64_t>(n), di, idx_bits);
     AlignedBuf<std::uint64_t> keys = aligned_array<std::uint64_t>(static_cast<std::size_t>(n));
-    AlignedBuf<std::uint64_t> scratch;
     Morton mc;
     // The blocks: block b at B + b * bs holds its rows (distance.hpp's d x 16
     // layout) and then their 16 min-distances, so one update reads one
@@ -534,34 +554,20 @@ KCenterStats kcenter_spatial(const KCenterInput& in, int T) {
     std::vector<float> tlo(static_cast<std::size_t>(T) * ud), thi(static_cast<std::size_t>(T) * ud);
     std::vector<char> chunk_ok(static_cast<std::size_t>(T), 1);
 
-    // Building is split over the threads (a few barriers in all); the walk
-    // runs on one thread, after the parallel region: a step touches a few
-    // dozen blocks around one centre, less than a per-step barrier would
-    // cost, and the result is then trivially the same for any thread count.
+    // Building is split over the threads (two parallel regions, three
+    // barriers in all); the walk runs on one thread, after them: a step
+    // touches a few dozen blocks around one centre, less work than a
+    // per-step barrier would cost, and the result is then trivially the same
+    // for any thread count.  Everything that allocates (and so may throw)
+    // runs between the regions: no exception may leave an OpenMP region.
 #if defined(_OPENMP)
 #pragma omp parallel num_threads(T) if (T > 1)
 #endif
     {
-#if defined(_OPENMP)
-        const int tid = omp_get_thread_num();
-        const int nt = omp_get_num_threads();
-#else
-        const int tid = 0;
-        const int nt = 1;
-#endif
-        auto barrier = [nt] {
-#if defined(_OPENMP)
-            if (nt > 1) {
-#pragma omp barrier
-            }
-#else
-            (void)nt;
-#endif
-        };
-        const std::size_t utid = static_cast<std::size_t>(tid);
-
+        const Team tm = team();
         // 1. Check the values and find the bounding box (rows split evenly).
-        const std::int64_t i0 = n * tid / nt, i1 = n * (tid + 1) / nt;
+        const std::int64_t i0 = n * tm.tid / tm.nt, i1 = n * (tm.tid + 1) / tm.nt;
+        const std::size_t utid = static_cast<std::size_t>(tm.tid);
         chunk_ok[utid] = with_row_reader(in, [&](auto read) {
             // local arrays: the compiler keeps them apart from x (no aliasing)
             float lo[kSpatialLimitD], hi[kSpatialLimitD], r[kSpatialLimitD];
@@ -579,17 +585,16 @@ KCenterStats kcenter_spatial(const KCenterInput& in, int T) {
             std::copy(hi, hi + ud, thi.data() + utid * ud);
             return ok;
         }) ? 1 : 0;
-        barrier();
+        tm.barrier();
         // every thread reads the same flags, so all skip the rest together
-        const bool go = std::all_of(chunk_ok.begin(), chunk_ok.end(), [](char c) { return c != 0; });
-        if (go) {
+        if (std::all_of(chunk_ok.begin(), chunk_ok.end(), [](char c) { return c != 0; })) {
             // 2. Morton keys of this thread's rows (one grid for all).
-            if (tid == 0) {
+            if (tm.tid == 0) {
                 double range = 0.0;
                 float glo[kSpatialLimitD];
                 for (std::size_t j = 0; j < ud; ++j) {
                     float l = tlo[j], h = thi[j];
-                    for (std::size_t q = 1; q < static_cast<std::size_t>(nt); ++q) {
+                    for (std::size_t q = 1; q < static_cast<std::size_t>(tm.nt); ++q) {
                         l = std::min(l, tlo[q * ud + j]);
                         h = std::max(h, thi[q * ud + j]);
                     }
@@ -598,7 +603,7 @@ KCenterStats kcenter_spatial(const KCenterInput& in, int T) {
                 }
                 mc.init(di, bits, glo, range);
             }
-            barrier();
+            tm.barrier();
             with_row_reader(in, [&](auto read) {
                 float r[kSpatialLimitD];
                 for (std::int64_t i = i0; i < i1; ++i) {
@@ -607,68 +612,73 @@ KCenterStats kcenter_spatial(const KCenterInput& in, int T) {
                 }
                 return true;
             });
-            barrier();
-            // 3. Sort and refine crowded cells (one thread), read out the
-            // permutation, swap the keys for the blocks.
-            if (tid == 0) {
-                scratch = aligned_array<std::uint64_t>(static_cast<std::size_t>(n));
-                radix_sort(keys.get(), scratch.get(), static_cast<std::size_t>(n), idx_bits, bits * di);
-                with_row_reader(in, [&](auto read) {
-                    refine_runs(keys.get(), scratch.get(), 0, static_cast<std::size_t>(n), idx_bits, di, read, 1);
-                    return true;
-                });
-                scratch.reset();
-                perm.assign(nb * kBlock, kNoRow);
-                const std::uint64_t idx_mask = (std::uint64_t{1} << idx_bits) - 1;
-                for (std::int64_t p = 0; p < n; ++p) perm[static_cast<std::size_t>(p)] = static_cast<std::int32_t>(keys[p] & idx_mask);
-                keys.reset();
-                B = aligned_array<float>(nb * bs);
-            }
-            barrier();
-            // 4. Pack this thread's share of the blocks (first touch by the
-            // thread that packs them) and note each block's box.
-            const std::size_t b0 = nb * utid / static_cast<std::size_t>(nt);
-            const std::size_t b1 = nb * (utid + 1) / static_cast<std::size_t>(nt);
-            const char* x_bytes = static_cast<const char*>(in.data);
-            const std::int64_t row_bytes = in.row_stride * (in.dtype == DType::Float64 ? 8 : 4);
-            with_row_reader(in, [&](auto read) {
-                float lo[kSpatialLimitD], hi[kSpatialLimitD], r[kSpatialLimitD];
-                for (std::size_t b = b0; b < b1; ++b) {
-                    // the rows of the block four ahead: reading x in sorted
-                    // order is a random gather, bound by waiting on misses
-                    if (b + 4 < b1)
-                        for (std::size_t l = 0; l < kBlock; ++l) {
-                            const std::int32_t o = perm[(b + 4) * kBlock + l];
-                            if (o != kNoRow) __builtin_prefetch(x_bytes + o * row_bytes);
-                        }
-                    const std::int32_t* pb = perm.data() + b * kBlock;
-                    float* blk = B.get() + b * bs;
-                    float* md = blk + ud * kBlock;
-                    std::fill(lo, lo + ud, std::numeric_limits<float>::infinity());
-                    std::fill(hi, hi + ud, -std::numeric_limits<float>::infinity());
-                    for (std::size_t l = 0; l < kBlock; ++l) {
-                        if (pb[l] != kNoRow) {
-                            read(pb[l], r);
-                            for (std::size_t j = 0; j < ud; ++j) {
-                                blk[j * kBlock + l] = r[j];
-                                lo[j] = std::min(lo[j], r[j]);
-                                hi[j] = std::max(hi[j], r[j]);
-                            }
-                            md[l] = std::numeric_limits<float>::infinity();
-                        } else {
-                            for (std::size_t j = 0; j < ud; ++j) blk[j * kBlock + l] = 0.0f;
-                            md[l] = kSelected;
-                        }
-                    }
-                    std::copy(lo, lo + ud, bbox.data() + b * 2 * ud);
-                    std::copy(hi, hi + ud, bbox.data() + b * 2 * ud + ud);
-                }
-                return true;
-            });
         }
     }
     if (!std::all_of(chunk_ok.begin(), chunk_ok.end(), [](char c) { return c != 0; }))
         throw std::invalid_argument(describe_bad_values(in));
+
+    // 3. Sort and refine crowded cells, read out the permutation, swap the
+    // keys for the blocks (peak memory: keys and scratch, or the blocks).
+    {
+        AlignedBuf<std::uint64_t> scratch = aligned_array<std::uint64_t>(static_cast<std::size_t>(n));
+        radix_sort(keys.get(), scratch.get(), static_cast<std::size_t>(n), idx_bits, bits * di);
+        with_row_reader(in, [&](auto read) {
+            refine_runs(keys.get(), scratch.get(), 0, static_cast<std::size_t>(n), idx_bits, di, read, 1);
+            return true;
+        });
+    }
+    perm.assign(nb * kBlock, kNoRow);
+    const std::uint64_t idx_mask = (std::uint64_t{1} << idx_bits) - 1;
+    for (std::int64_t p = 0; p < n; ++p) perm[static_cast<std::size_t>(p)] = static_cast<std::int32_t>(keys[p] & idx_mask);
+    keys.reset();
+    B = aligned_array<float>(nb * bs);
+
+    // 4. Pack each thread's share of the blocks (first touch by the thread
+    // that packs them) and note each block's box.
+#if defined(_OPENMP)
+#pragma omp parallel num_threads(T) if (T > 1)
+#endif
+    {
+        const Team tm = team();
+        const std::size_t b0 = nb * static_cast<std::size_t>(tm.tid) / static_cast<std::size_t>(tm.nt);
+        const std::size_t b1 = nb * static_cast<std::size_t>(tm.tid + 1) / static_cast<std::size_t>(tm.nt);
+        const char* x_bytes = static_cast<const char*>(in.data);
+        const std::int64_t row_bytes = in.row_stride * (in.dtype == DType::Float64 ? 8 : 4);
+        with_row_reader(in, [&](auto read) {
+            float lo[kSpatialLimitD], hi[kSpatialLimitD], r[kSpatialLimitD];
+            for (std::size_t b = b0; b < b1; ++b) {
+                // the rows of the block four ahead: reading x in sorted order
+                // is a random gather, bound by waiting on misses otherwise
+                if (b + 4 < b1)
+                    for (std::size_t l = 0; l < kBlock; ++l) {
+                        const std::int32_t o = perm[(b + 4) * kBlock + l];
+                        if (o != kNoRow) __builtin_prefetch(x_bytes + o * row_bytes);
+                    }
+                const std::int32_t* pb = perm.data() + b * kBlock;
+                float* blk = B.get() + b * bs;
+                float* md = blk + ud * kBlock;
+                std::fill(lo, lo + ud, std::numeric_limits<float>::infinity());
+                std::fill(hi, hi + ud, -std::numeric_limits<float>::infinity());
+                for (std::size_t l = 0; l < kBlock; ++l) {
+                    if (pb[l] != kNoRow) {
+                        read(pb[l], r);
+                        for (std::size_t j = 0; j < ud; ++j) {
+                            blk[j * kBlock + l] = r[j];
+                            lo[j] = std::min(lo[j], r[j]);
+                            hi[j] = std::max(hi[j], r[j]);
+                        }
+                        md[l] = std::numeric_limits<float>::infinity();
+                    } else {
+                        for (std::size_t j = 0; j < ud; ++j) blk[j * kBlock + l] = 0.0f;
+                        md[l] = kSelected;
+                    }
+                }
+                std::copy(lo, lo + ud, bbox.data() + b * 2 * ud);
+                std::copy(hi, hi + ud, bbox.data() + b * 2 * ud + ud);
+            }
+            return true;
+        });
+    }
 
     // 5. The tree, the centres in `selected`, then the traversal (Alg. 1).
     Tree tr;
