@@ -9,11 +9,12 @@ Curves (seeded uniform float32 data in [0, 1)^d, first centre 0):
 - time against n: d = 3 with k = 1024, and d = 64 with k = 256;
 - time against k: n = 100,000, d = 3;
 - time against d: n = 100,000, k = 1024;
-- peak memory against n, each point in a fresh subprocess: the growth of
-  ``ru_maxrss`` over one call, after x exists and the method has run once on
-  64 rows (so imports and library set-up are not counted), with the peak
-  reset to the current RSS just before the call (``/proc/self/clear_refs``;
-  Linux).
+- peak memory against n, each point in a fresh subprocess: the growth of the
+  process's peak resident set over one call (VmHWM, reset to the current RSS
+  through ``/proc/self/clear_refs`` just before the call; Linux), after x
+  exists and the method has run once on 64 rows, so imports and library
+  set-up are not counted.  (Not ``ru_maxrss``: a child inherits its
+  parent's peak through it.)
 
 Methods: ours with 1 and 2 threads (``kcenter(threads=...)``); the numpy loop
 around BLAS, the faiss loop and the torch loop of smallgan.compare (their
@@ -140,10 +141,10 @@ def series(points, methods, repeats, max_s, label) -> Dict[str, List[Optional[fl
 
 
 MEMORY_CHILD = r"""
-import json, resource, sys, time
+import json, sys
 sys.path.insert(0, {here!r})
 import numpy as np
-from scaling import data, method
+from scaling import data, method, peak_kib
 name, n, d, k = {name!r}, {n}, {d}, {k}
 x = data(n, d)
 fn = method(name)
@@ -152,15 +153,29 @@ try:
 except NotImplementedError:
     print(json.dumps({{"kib": None}}))
     sys.exit(0)
-# ru_maxrss is the process's peak so far (imports already set it high):
-# writing 5 to clear_refs resets it to the current RSS (Linux >= 4.0)
+# the peak so far (imports set it high) is reset to the current RSS:
+# writing 5 to clear_refs (Linux >= 4.0)
 with open("/proc/self/clear_refs", "w") as f:
     f.write("5")
-before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+before = peak_kib()
 fn(x, k)
-after = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-print(json.dumps({{"kib": after - before}}))
+print(json.dumps({{"kib": peak_kib() - before}}))
 """
+
+
+def peak_kib() -> int:
+    """This process's peak resident set (VmHWM, KiB).
+
+    Not ru_maxrss: in a child, getrusage reports the larger of its own peak
+    and a maxrss inherited through fork and exec, i.e. the parent's peak
+    (measured: every child of a parent that had imported torch read 224,668
+    KiB before and after the call).
+    """
+    with open("/proc/self/status") as f:
+        for line in f:
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1])
+    raise OSError("no VmHWM in /proc/self/status")
 
 
 def memory(points, methods, max_s, timings) -> Dict[str, List[Optional[float]]]:
@@ -170,10 +185,11 @@ def memory(points, methods, max_s, timings) -> Dict[str, List[Optional[float]]]:
         line = []
         for m in methods:
             mib = None
-            est = timings.get(m, [None] * len(points))[i] if timings else None
-            if method(m) is not None and (est is None or est <= max_s):
+            # with timings: only where the timed call ran and took at most max_s
+            est = timings[m][i] if timings is not None else 0.0
+            if method(m) is not None and est is not None and est <= max_s:
                 code = MEMORY_CHILD.format(here=str(HERE), name=m, n=n, d=d, k=k)
-                for _ in range(2):  # the larger of two processes (one run once read 0)
+                for _ in range(2):  # the larger of two processes
                     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
                     if r.returncode != 0:
                         print(f"# memory {m} n={n}: failed: {r.stderr.strip().splitlines()[-1:]}", file=sys.stderr)
@@ -207,14 +223,24 @@ def run(args) -> dict:
     for name, pts in cases.items():
         res[name] = {"points": pts, "seconds": series(pts, METHODS, args.repeats, args.max_s, name)}
     if not args.no_memory:
-        mem3 = [(n, 3, min(1024, n)) for n in ns3]
-        mem64 = [(n, 64, min(64, n)) for n in ns64]
-        res["mem_d3"] = {"points": mem3, "mib": memory(mem3, METHODS, args.max_s, res["n_d3"]["seconds"])}
-        # k = 64 at d = 3 too: the blocked path (the spatial one takes over from 256 centres)
-        res["mem_d3_k64"] = {"points": [(n, 3, 64) for n in ns3],
-                             "mib": memory([(n, 3, 64) for n in ns3], ["ours_1t"], args.max_s, None)}
-        res["mem_d64"] = {"points": mem64, "mib": memory(mem64, METHODS, args.max_s, None)}
+        res.update(run_memory(args, res))
     return res
+
+
+def run_memory(args, res) -> dict:
+    """The memory curves; a method is skipped where its timed call was (or took over --max-s;
+    at d = 64 the times for k = 256 scaled to k = 64)."""
+    ns3 = [p[0] for p in res["n_d3"]["points"]]
+    ns64 = [p[0] for p in res["n_d64"]["points"]]
+    mem3 = [(n, 3, min(1024, n)) for n in ns3]
+    mem64 = [(n, 64, min(64, n)) for n in ns64]
+    out = {"mem_d3": {"points": mem3, "mib": memory(mem3, METHODS, args.max_s, res["n_d3"]["seconds"])}}
+    # k = 64 at d = 3 too: the blocked path (the spatial one takes over from 256 centres)
+    out["mem_d3_k64"] = {"points": [(n, 3, 64) for n in ns3],
+                         "mib": memory([(n, 3, 64) for n in ns3], ["ours_1t"], args.max_s, None)}
+    t64 = {m: [None if t is None else t * 64 / 256 for t in ts] for m, ts in res["n_d64"]["seconds"].items()}
+    out["mem_d64"] = {"points": mem64, "mib": memory(mem64, METHODS, args.max_s, t64)}
+    return out
 
 
 def tables(res) -> str:
@@ -334,6 +360,8 @@ def main(argv=None) -> int:
     ap.add_argument("--no-memory", action="store_true")
     ap.add_argument("--out", type=Path, default=HERE, help="folder for scaling.json and the PNGs")
     ap.add_argument("--plot-only", action="store_true", help="redraw from OUT/scaling.json")
+    ap.add_argument("--memory-only", action="store_true",
+                    help="measure only the memory curves, into the times already in OUT/scaling.json")
     args = ap.parse_args(argv)
     if args.repeats is None:
         args.repeats = 3 if args.quick else 5
@@ -342,6 +370,11 @@ def main(argv=None) -> int:
     js = args.out / "scaling.json"
     if args.plot_only:
         res = json.loads(js.read_text())
+    elif args.memory_only:
+        res = json.loads(js.read_text())
+        res.update(run_memory(args, res))
+        res["command"] += " && " + " ".join(["python", "bench/scaling.py"] + sys.argv[1:])
+        js.write_text(json.dumps(res, indent=1))
     else:
         res = run(args)
         args.out.mkdir(parents=True, exist_ok=True)

@@ -108,9 +108,10 @@ def fpsample_fps(x: np.ndarray, k: int, first: int) -> np.ndarray:
     return np.asarray(fpsample.fps_sampling(x, k, start_idx=first), dtype=np.int64)
 
 
-def fpsample_bucket_height(x: np.ndarray, k: int) -> Optional[int]:
-    """The fastest height h of fpsample's bucket method on one call each of 3, 5, 7, 9
-    (it needs 2^h <= n), or None where it does not run (fpsample 1.0.2: d > 8)."""
+def fpsample_bucket_height(x: np.ndarray, k: int) -> Optional[Tuple[int, float]]:
+    """(h, ms): the fastest height of fpsample's bucket method on one call each of
+    3, 5, 7, 9 (it needs 2^h <= n) and that call's time, or None where it does not
+    run (fpsample 1.0.2: d > 8)."""
     import fpsample
 
     best = None
@@ -122,10 +123,10 @@ def fpsample_bucket_height(x: np.ndarray, k: int) -> Optional[int]:
             fpsample.bucket_fps_kdline_sampling(x, k, h, start_idx=0)
         except RuntimeError:  # "bucket_fps_kdline failed with error code 1"
             return None
-        t = time.perf_counter() - t0
-        if best is None or t < best[0]:
-            best = (t, h)
-    return None if best is None else best[1]
+        t = (time.perf_counter() - t0) * 1e3
+        if best is None or t < best[1]:
+            best = (h, t)
+    return best
 
 
 def fpsample_bucket(x: np.ndarray, k: int, first: int, h: int = 7) -> np.ndarray:
@@ -267,15 +268,18 @@ def run(args: argparse.Namespace) -> int:
         for name in chosen:
             fn = baselines[name]
             if name == "fpsample_bucket":  # at its best height for this problem
-                h = fpsample_bucket_height(x, k)
-                if h is None:
+                best = fpsample_bucket_height(x, k)
+                if best is None:
                     row[name] = "n/a"
                     continue
-                fn = functools.partial(fpsample_bucket, h=h)
-            probe = fn(x[:256], min(k, 8), 0)  # rough cost estimate from a tiny call
-            t0 = time.perf_counter()
-            fn(x[:256], 8, 0)
-            est = (time.perf_counter() - t0) * 1e3 * (n / 256) * (k / 8)
+                fn = functools.partial(fpsample_bucket, h=best[0])
+                est = best[1]  # timed at full size (a tiny call scales far from linearly here)
+            else:
+                probe = fn(x[:256], min(k, 8), 0)  # rough cost estimate from a tiny call
+                t0 = time.perf_counter()
+                fn(x[:256], 8, 0)
+                est = (time.perf_counter() - t0) * 1e3 * (n / 256) * (k / 8)
+                del probe
             if est > args.max_baseline_ms:
                 row[name] = "skip"
                 continue
@@ -285,7 +289,6 @@ def run(args: argparse.Namespace) -> int:
             row[name] = f"{t:.3f}" + ("" if agree else "*")
             if name == "numpy_blas":
                 blas = t
-            del probe
         f1 = floor_ms(n, d, k, 1, args.peak_gflops, bw, caches, args.barrier_us)
         fm = floor_ms(n, d, k, nthreads, args.peak_gflops, bw, caches, args.barrier_us)
         row["floor_1t"] = f"{f1:.3f}"
