@@ -296,8 +296,9 @@ def plot(res, outdir: Path) -> List[Path]:
     def panel(ax, key, col, xlabel, ylabel, values="seconds", scale=1e3):
         pts = res[key]["points"]
         for m, ys in res[key][values].items():
-            xs = [p[col] for p, y in zip(pts, ys) if y is not None]
-            yv = [y * scale for y in ys if y is not None]
+            # a log axis cannot show 0 (a call that added no pages: small n)
+            xs = [p[col] for p, y in zip(pts, ys) if y]
+            yv = [y * scale for y in ys if y]
             if xs:
                 c, mk, ls = style[m]
                 ax.plot(xs, yv, color=c, marker=mk, ls=ls, label=LABELS[m])
@@ -333,16 +334,17 @@ def plot(res, outdir: Path) -> List[Path]:
     if "mem_d3" in res:
         fig, axes = plt.subplots(1, 2, figsize=(12, 4.8))
         for ax, key, d in ((axes[0], "mem_d3", 3), (axes[1], "mem_d64", 64)):
-            panel(ax, key, 0, f"n (d = {d}, k = {res[key]['points'][0][2]})", "peak extra MiB", "mib", 1.0)
+            panel(ax, key, 0, f"n (d = {d}, k = {res[key]['points'][-1][2]})", "peak extra MiB", "mib", 1.0)
             ns = [p[0] for p in res[key]["points"]]
             ax.plot(ns, [n * d * 4 / 2**20 for n in ns], color="k", ls=":", label="one float32 copy of x")
         if "mem_d3_k64" in res:
             pts = res["mem_d3_k64"]["points"]
             ys = res["mem_d3_k64"]["mib"]["ours_1t"]
-            axes[0].plot([p[0] for p, y in zip(pts, ys) if y is not None], [y for y in ys if y is not None],
+            axes[0].plot([p[0] for p, y in zip(pts, ys) if y], [y for y in ys if y],
                          color="C0", marker=".", ls=":", label="smallgan, k = 64 (blocked path)")
         axes[0].legend(fontsize=8)
-        fig.suptitle("peak memory of one call (ru_maxrss growth, fresh process per point)", fontsize=10)
+        fig.suptitle("peak memory of one call (growth of the peak resident set, VmHWM; fresh process per point)",
+                     fontsize=10)
         fig.text(0.5, 0.005, res["machine"], ha="center", fontsize=7)
         fig.tight_layout(rect=(0, 0.03, 1, 1))
         paths.append(outdir / "memory_n.png")

@@ -551,7 +551,9 @@ KCenterStats kcenter_spatial(const KCenterInput& in, int T) {
     AlignedBuf<float> B;
     std::vector<std::int32_t> perm;       // sorted position -> original row (kNoRow: padding)
     std::vector<float> bbox(nb * 2 * ud);  // per block: lo[d], hi[d] of its rows
-    std::vector<float> tlo(static_cast<std::size_t>(T) * ud), thi(static_cast<std::size_t>(T) * ud);
+    // per-thread bounds; a team smaller than T (OMP_DYNAMIC) leaves the rest empty
+    std::vector<float> tlo(static_cast<std::size_t>(T) * ud, std::numeric_limits<float>::infinity());
+    std::vector<float> thi(static_cast<std::size_t>(T) * ud, -std::numeric_limits<float>::infinity());
     std::vector<char> chunk_ok(static_cast<std::size_t>(T), 1);
 
     // Building is split over the threads (two parallel regions, three
@@ -585,37 +587,70 @@ KCenterStats kcenter_spatial(const KCenterInput& in, int T) {
             std::copy(hi, hi + ud, thi.data() + utid * ud);
             return ok;
         }) ? 1 : 0;
-        tm.barrier();
-        // every thread reads the same flags, so all skip the rest together
-        if (std::all_of(chunk_ok.begin(), chunk_ok.end(), [](char c) { return c != 0; })) {
-            // 2. Morton keys of this thread's rows (one grid for all).
-            if (tm.tid == 0) {
-                double range = 0.0;
-                float glo[kSpatialLimitD];
-                for (std::size_t j = 0; j < ud; ++j) {
-                    float l = tlo[j], h = thi[j];
-                    for (std::size_t q = 1; q < static_cast<std::size_t>(tm.nt); ++q) {
-                        l = std::min(l, tlo[q * ud + j]);
-                        h = std::max(h, thi[q * ud + j]);
-                    }
-                    glo[j] = l;
-                    range = std::max(range, static_cast<double>(h) - static_cast<double>(l));
-                }
-                mc.init(di, bits, glo, range);
-            }
-            tm.barrier();
-            with_row_reader(in, [&](auto read) {
-                float r[kSpatialLimitD];
-                for (std::int64_t i = i0; i < i1; ++i) {
-                    read(i, r);
-                    keys[i] = (mc.code(r) << idx_bits) | static_cast<std::uint64_t>(i);
-                }
-                return true;
-            });
-        }
     }
     if (!std::all_of(chunk_ok.begin(), chunk_ok.end(), [](char c) { return c != 0; }))
         throw std::invalid_argument(describe_bad_values(in));
+
+    // 2. The grid: between the 1st and 99th percentiles of a strided sample
+    // of rows in each column (one scale for all), not the full bounding box:
+    // a few far points would otherwise squeeze most rows into a few cells,
+    // and re-sorting those (refine) would cost a second full build.  Rows
+    // outside are clamped into the edge cells and ordered there by refine.
+    {
+        const std::size_t m = static_cast<std::size_t>(std::min<std::int64_t>(n, 4096));
+        std::vector<float> sample(m * ud);
+        with_row_reader(in, [&](auto read) {
+            float r[kSpatialLimitD];
+            for (std::size_t q = 0; q < m; ++q) {
+                read(static_cast<std::int64_t>(q * static_cast<std::size_t>(n) / m), r);
+                for (std::size_t j = 0; j < ud; ++j) sample[j * m + q] = r[j];
+            }
+            return true;
+        });
+        float glo[kSpatialLimitD];
+        double range = 0.0, full = 0.0;
+        for (std::size_t j = 0; j < ud; ++j) {
+            float l = tlo[j], h = thi[j];
+            for (std::size_t q = 1; q < static_cast<std::size_t>(T); ++q) {
+                l = std::min(l, tlo[q * ud + j]);
+                h = std::max(h, thi[q * ud + j]);
+            }
+            float* col = sample.data() + j * m;
+            std::nth_element(col, col + m / 100, col + m);
+            const float p01 = col[m / 100];
+            std::nth_element(col, col + (m - 1) - m / 100, col + m);
+            const float p99 = col[(m - 1) - m / 100];
+            glo[j] = p01;
+            range = std::max(range, static_cast<double>(p99) - static_cast<double>(p01));
+            full = std::max(full, static_cast<double>(h) - static_cast<double>(l));
+        }
+        if (range == 0.0) {  // mostly one point: the full box, from its low corner
+            for (std::size_t j = 0; j < ud; ++j) {
+                float l = tlo[j];
+                for (std::size_t q = 1; q < static_cast<std::size_t>(T); ++q) l = std::min(l, tlo[q * ud + j]);
+                glo[j] = l;
+            }
+            range = full;
+        }
+        mc.init(di, bits, glo, range);
+    }
+
+    // Morton keys, rows split over the threads.
+#if defined(_OPENMP)
+#pragma omp parallel num_threads(T) if (T > 1)
+#endif
+    {
+        const Team tm = team();
+        const std::int64_t i0 = n * tm.tid / tm.nt, i1 = n * (tm.tid + 1) / tm.nt;
+        with_row_reader(in, [&](auto read) {
+            float r[kSpatialLimitD];
+            for (std::int64_t i = i0; i < i1; ++i) {
+                read(i, r);
+                keys[i] = (mc.code(r) << idx_bits) | static_cast<std::uint64_t>(i);
+            }
+            return true;
+        });
+    }
 
     // 3. Sort and refine crowded cells, read out the permutation, swap the
     // keys for the blocks (peak memory: keys and scratch, or the blocks).
