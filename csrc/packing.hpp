@@ -1,7 +1,9 @@
 // Reading x into the engine: float32 conversion, the value check fused into
-// the copy, and the error message for rejected values.  Shared by the two
-// CPU paths (kcenter.cpp: rows in input order; kcenter_spatial.cpp: rows in
-// Morton order), so both convert, check and report exactly alike.
+// the copy, and the error message for rejected values.  The spatial path
+// (kcenter_spatial.cpp, rows in Morton order) reads rows through here; the
+// blocked path (kcenter.cpp) copies whole blocks in its own loop
+// (pack_blocks, the training sizes' hot path) with the same compare and the
+// same conversion, and both report through describe_bad_values.
 #pragma once
 
 #include <algorithm>
