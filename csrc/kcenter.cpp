@@ -14,6 +14,8 @@
 #include <string>
 
 #include "distance.hpp"
+#include "kcenter_spatial.hpp"
+#include "packing.hpp"
 
 #if defined(_OPENMP)
 #include <omp.h>
@@ -29,19 +31,8 @@ namespace {
 // Measured with bench/compare.py on a 2-core EPYC; see bench/README.md.
 constexpr std::int64_t kMinWorkPerThread = 1 << 17;
 
-struct AlignedFree {
-    void operator()(float* p) const { std::free(p); }
-};
-using AlignedBuf = std::unique_ptr<float[], AlignedFree>;
-
-AlignedBuf aligned_floats(std::size_t count) {
-    // aligned_alloc wants a size that is a multiple of the alignment
-    std::size_t bytes = ((count * sizeof(float) + 63) / 64) * 64;
-    void* p = std::aligned_alloc(64, bytes == 0 ? 64 : bytes);
-    if (p == nullptr) throw std::bad_alloc();
-    return AlignedBuf(static_cast<float*>(p));
-}
-
+using AlignedFloats = AlignedBuf<float>;
+AlignedFloats aligned_floats(std::size_t count) { return aligned_array<float>(count); }
 
 // Copies blocks [b0, b1) of x into the blocked float32 layout (distance.hpp),
 // converting float64 and following any strides; padding rows are zero.
@@ -76,34 +67,6 @@ bool pack(const KCenterInput& in, float* P, std::size_t b0, std::size_t b1) {
     if (in.dtype == DType::Float64)
         return pack_blocks(static_cast<const double*>(in.data), in.n, in.d, in.row_stride, in.col_stride, P, b0, b1);
     return pack_blocks(static_cast<const float*>(in.data), in.n, in.d, in.row_stride, in.col_stride, P, b0, b1);
-}
-
-// The error for a rejected x: how many NaN/Inf values and the first row, or
-// the largest magnitude, the bound and d.  Same wording as the Python-side
-// checks.
-template <typename T>
-std::string describe_bad_values(const T* x, std::int64_t n, std::int64_t d, std::int64_t rs, std::int64_t cs) {
-    std::int64_t count = 0, first_row = -1;
-    double largest = 0.0;
-    for (std::int64_t i = 0; i < n; ++i)
-        for (std::int64_t j = 0; j < d; ++j) {
-            const double v = static_cast<double>(x[i * rs + j * cs]);
-            if (!std::isfinite(v)) {
-                if (count++ == 0) first_row = i;
-            } else {
-                largest = std::max(largest, std::fabs(v));
-            }
-        }
-    char buf[256];
-    if (count > 0)
-        std::snprintf(buf, sizeof buf, "x contains %lld NaN or Inf value(s); the first is in row %lld",
-                      static_cast<long long>(count), static_cast<long long>(first_row));
-    else
-        std::snprintf(buf, sizeof buf,
-                      "x has values up to %.4g in magnitude; distances are computed in float32, "
-                      "so for d = %lld columns |x| must stay below %.4g: rescale x",
-                      largest, static_cast<long long>(d), max_abs_for(d));
-    return buf;
 }
 
 inline void gather_row(const float* P, std::size_t d, std::int64_t i, float* c) {
@@ -141,6 +104,18 @@ int max_threads() {
 #endif
 }
 
+Path choose_path(std::int64_t n, std::int64_t d, std::int64_t centres) {
+    // Fewest centres at which the Spatial path is faster, by d (1 thread,
+    // min of repeats on uniform and Gaussian-mixture data; the ratio hardly
+    // depends on n from 4096 to 65536 rows).  At d = 7, 8 it depends on the
+    // data: clustered data crosses near 256 centres, uniform 8-d data only
+    // near 4096 (boxes of 16 rows are loose there).
+    static constexpr std::int64_t min_centres[9] = {0, 128, 128, 256, 512, 512, 1024, 2048, 2048};
+    (void)n;
+    if (d < 1 || d > 8) return Path::Blocked;
+    return centres >= min_centres[d] ? Path::Spatial : Path::Blocked;
+}
+
 int choose_threads(std::int64_t n, std::int64_t d, int requested) {
 #if !defined(_OPENMP)
     (void)requested;
@@ -168,13 +143,25 @@ KCenterStats kcenter(const KCenterInput& in) {
     for (std::int64_t s : in.selected)
         if (s < 0 || s >= n) throw std::invalid_argument("selected index " + std::to_string(s) + " out of range");
 
+    const bool spatial = in.prune && (in.path == Path::Spatial ||
+                                      (in.path == Path::Auto && choose_path(n, d, S + in.k) == Path::Spatial));
+    // Its walk is serial; only building is split over threads, only when
+    // asked, and one thread per 2^16 rows at most: on the 2-core dev machine
+    // under load, 2 threads made a 100k-row build several times slower
+    // (barriers waiting on a descheduled thread), and on an idle machine
+    // they could save at most half of a build that takes ~35 ns a row.
+    if (spatial) {
+        const int cap = static_cast<int>(std::max<std::int64_t>(1, n >> 16));
+        return kcenter_spatial(in, in.threads > 0 ? std::min(choose_threads(n, d, in.threads), cap) : 1);
+    }
+
     const ApplyFn apply = apply_kernel(in.simd);
     const std::size_t nb = static_cast<std::size_t>((n + kBlock - 1) / kBlock);
     const std::size_t ud = static_cast<std::size_t>(d);
-    AlignedBuf P = aligned_floats(nb * kBlock * ud);
-    AlignedBuf mind = aligned_floats(nb * kBlock);
+    AlignedFloats P = aligned_floats(nb * kBlock * ud);
+    AlignedFloats mind = aligned_floats(nb * kBlock);
     // Centres in the order they were chosen (old `selected` first), as rows.
-    AlignedBuf C = aligned_floats(static_cast<std::size_t>(S + in.k) * ud);
+    AlignedFloats C = aligned_floats(static_cast<std::size_t>(S + in.k) * ud);
     // Lazy updates: block b has had the first synced[b] centres applied, and
     // bound[b] >= the largest min-distance of its unselected rows.
     std::vector<std::int64_t> synced(nb, 0);
@@ -184,6 +171,7 @@ KCenterStats kcenter(const KCenterInput& in) {
     KCenterStats out;
     const int T = choose_threads(n, d, in.threads);
     out.threads_used = T;
+    out.path = Path::Blocked;
 
     // Per-thread partial results, double-buffered by search parity: after the
     // barrier of search s every thread merges slot[s & 1] in thread order, and
@@ -341,11 +329,7 @@ KCenterStats kcenter(const KCenterInput& in) {
         // the k-center objective (0 once every row is a centre).
         if (tid == 0) radius_sq = std::max(0.0f, val);
     }
-    if (!values_ok) {
-        if (in.dtype == DType::Float64)
-            throw std::invalid_argument(describe_bad_values(static_cast<const double*>(in.data), n, d, in.row_stride, in.col_stride));
-        throw std::invalid_argument(describe_bad_values(static_cast<const float*>(in.data), n, d, in.row_stride, in.col_stride));
-    }
+    if (!values_ok) throw std::invalid_argument(describe_bad_values(in));
     out.radius = std::sqrt(radius_sq);
     return out;
 }
