@@ -30,7 +30,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import statistics
 import subprocess
 import sys
@@ -48,6 +47,10 @@ METHODS = ["ours_1t", "ours_2t", "numpy_blas", "faiss", "torch", "fpsample", "fp
 LABELS = {"ours_1t": "smallgan 1 thread", "ours_2t": "smallgan 2 threads", "numpy_blas": "numpy BLAS loop",
           "faiss": "faiss loop", "torch": "torch loop", "fpsample": "fpsample fps_sampling",
           "fpsample_bucket": "fpsample bucket (best h)"}
+
+
+class Unsupported(Exception):
+    """A peer cannot run this shape at all (not a time-out): the point is left blank."""
 
 
 def data(n: int, d: int) -> np.ndarray:
@@ -83,7 +86,7 @@ def method(name: str) -> Optional[Callable[[np.ndarray, int], object]]:
 
             def bucket(x, k, _best={}):
                 if x.shape[1] > 8:  # fpsample 1.0.2's bucket method fails ("error code 1") past 8 columns
-                    raise NotImplementedError("fpsample bucket: d > 8")
+                    raise Unsupported("fpsample bucket: d > 8")
                 key = (x.shape, k)
                 if key not in _best:  # the fastest height on one call each
                     times = []
@@ -132,7 +135,7 @@ def series(points, methods, repeats, max_s, label) -> Dict[str, List[Optional[fl
                     try:
                         t = time_call(lambda: fn(x, k), repeats)
                         last[m] = (t, n * k * d)
-                    except NotImplementedError:
+                    except Unsupported:
                         pass
             out[m].append(t)
             line.append(f"{m}={'skip' if t is None else f'{t * 1e3:.1f}ms'}")
@@ -144,13 +147,13 @@ MEMORY_CHILD = r"""
 import json, sys
 sys.path.insert(0, {here!r})
 import numpy as np
-from scaling import data, method, peak_kib
+from scaling import Unsupported, data, method, peak_kib
 name, n, d, k = {name!r}, {n}, {d}, {k}
 x = data(n, d)
 fn = method(name)
 try:
     fn(x[:64], 4)
-except NotImplementedError:
+except Unsupported:
     print(json.dumps({{"kib": None}}))
     sys.exit(0)
 # the peak so far (imports set it high) is reset to the current RSS:
@@ -308,28 +311,25 @@ def plot(res, outdir: Path) -> List[Path]:
         ax.set_ylabel(ylabel)
         ax.grid(True, which="both", alpha=0.3)
 
+    def finish(fig, axes, title, name):
+        axes[0].legend(fontsize=8)
+        fig.suptitle(title, fontsize=10)
+        fig.text(0.5, 0.005, res["machine"], ha="center", fontsize=7)
+        fig.tight_layout(rect=(0, 0.03, 1, 1))
+        paths.append(outdir / name)
+        fig.savefig(paths[-1], dpi=110)
+        plt.close(fig)
+
     fig, axes = plt.subplots(1, 2, figsize=(12, 4.8))
     panel(axes[0], "n_d3", 0, "n (d = 3, k = 1024)", "ms per call")
     panel(axes[1], "n_d64", 0, "n (d = 64, k = 256)", "ms per call")
-    axes[0].legend(fontsize=8)
-    fig.suptitle("greedy k-center, time against n", fontsize=10)
-    fig.text(0.5, 0.005, res["machine"], ha="center", fontsize=7)
-    fig.tight_layout(rect=(0, 0.03, 1, 1))
-    paths.append(outdir / "scaling_n.png")
-    fig.savefig(paths[-1], dpi=110)
-    plt.close(fig)
+    finish(fig, axes, "greedy k-center, time against n", "scaling_n.png")
 
     fig, axes = plt.subplots(1, 2, figsize=(12, 4.8))
     n_k = res["k_d3"]["points"][0][0]
     panel(axes[0], "k_d3", 2, f"k (n = {n_k}, d = 3)", "ms per call")
     panel(axes[1], "d", 1, f"d (n = {n_k}, k = 1024)", "ms per call")
-    axes[0].legend(fontsize=8)
-    fig.suptitle("greedy k-center, time against k and d", fontsize=10)
-    fig.text(0.5, 0.005, res["machine"], ha="center", fontsize=7)
-    fig.tight_layout(rect=(0, 0.03, 1, 1))
-    paths.append(outdir / "scaling_k_d.png")
-    fig.savefig(paths[-1], dpi=110)
-    plt.close(fig)
+    finish(fig, axes, "greedy k-center, time against k and d", "scaling_k_d.png")
 
     if "mem_d3" in res:
         fig, axes = plt.subplots(1, 2, figsize=(12, 4.8))
@@ -342,14 +342,8 @@ def plot(res, outdir: Path) -> List[Path]:
             ys = res["mem_d3_k64"]["mib"]["ours_1t"]
             axes[0].plot([p[0] for p, y in zip(pts, ys) if y], [y for y in ys if y],
                          color="C0", marker=".", ls=":", label="smallgan, k = 64 (blocked path)")
-        axes[0].legend(fontsize=8)
-        fig.suptitle("peak memory of one call (growth of the peak resident set, VmHWM; fresh process per point)",
-                     fontsize=10)
-        fig.text(0.5, 0.005, res["machine"], ha="center", fontsize=7)
-        fig.tight_layout(rect=(0, 0.03, 1, 1))
-        paths.append(outdir / "memory_n.png")
-        fig.savefig(paths[-1], dpi=110)
-        plt.close(fig)
+        finish(fig, axes, "peak memory of one call (growth of the peak resident set, VmHWM; "
+               "fresh process per point)", "memory_n.png")
     return paths
 
 

@@ -86,7 +86,8 @@ from typing import Any, Dict, Tuple, Union
 
 from smallgan.atomic import atomic_write
 
-__all__ = ["GMMConfig", "run", "add_arguments", "run_from_args", "plot_samples", "PAPER_TABLE1"]
+__all__ = ["GMMConfig", "run", "add_arguments", "run_from_args", "plot_samples", "PAPER_TABLE1",
+           "paper_columns"]
 
 #: Paper Table 1: m -> (recovered GAN, recovered Small-GAN, high-quality GAN, high-quality Small-GAN), %.
 PAPER_TABLE1: Dict[int, Tuple[float, float, float, float]] = {
@@ -97,6 +98,16 @@ PAPER_TABLE1: Dict[int, Tuple[float, float, float, float]] = {
     81: (92.59, 98.84, 49.74, 71.75),
     100: (90.67, 97.33, 23.31, 49.87),
 }
+
+
+def paper_columns(m: int, method: str) -> Dict[str, Any]:
+    """The paper's Table 1 values for ``method`` ("GAN" or "Small-GAN") at ``m``, as table
+    columns; empty strings where the paper has none (other m, ablations, large batches)."""
+    paper = PAPER_TABLE1.get(m)
+    i = {"GAN": 0, "Small-GAN": 1}.get(method)
+    if paper is None or i is None:
+        return {"paper_recovered_pct": "", "paper_high_quality_pct": ""}
+    return {"paper_recovered_pct": paper[i], "paper_high_quality_pct": paper[2 + i]}
 
 
 @dataclass

@@ -24,13 +24,9 @@ from pathlib import Path
 from typing import Any, Dict, List, Sequence, Union
 
 from smallgan.atomic import atomic_write
-from smallgan.experiments.grid import mean_curve
+from smallgan.experiments.grid import mean_curve, write_curves
 
 __all__ = ["collect", "plot_curves", "add_arguments", "run_from_args"]
-
-_FIELDS = ("grid", "setting", "modes", "label", "seed", "step", "seconds",
-           "recovered_pct", "recovered_hq_pct", "high_quality_pct")
-
 
 def _read_csv(path: Path) -> List[Dict[str, str]]:
     with open(path, newline="") as f:
@@ -142,15 +138,5 @@ def run_from_args(args: argparse.Namespace) -> int:
         print(f"smallgan train gmm-curves: {exc}", file=sys.stderr)
         return 2
 
-    def write(f) -> None:
-        w = csv.DictWriter(f, fieldnames=list(_FIELDS))
-        w.writeheader()
-        w.writerows(rows)
-
-    out = Path(args.out)
-    atomic_write(out.with_suffix(".csv"), write, text=True)
-    plot_curves(rows, out.with_suffix(".png"))
-    runs = {(r["grid"], r["modes"], r["label"], r["seed"]) for r in rows}
-    print(f"{len(runs)} runs, {len(rows)} evaluations: {out.with_suffix('.csv')}, "
-          f"{out.with_suffix('.png')}")
+    write_curves(rows, Path(args.out), plot_curves, ("grid", "modes", "label", "seed"))
     return 0

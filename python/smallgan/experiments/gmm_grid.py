@@ -25,7 +25,6 @@ Example
 from __future__ import annotations
 
 import argparse
-import csv
 import dataclasses
 import json
 import sys
@@ -34,9 +33,9 @@ from pathlib import Path
 from typing import Any, Dict, List, Sequence, Union
 
 from smallgan.atomic import atomic_write
-from smallgan.experiments.grid import finished_runs, mean_std
+from smallgan.experiments.grid import finished_runs, mean_std, write_csv
 from smallgan.experiments.gmm import (
-    PAPER_TABLE1, GMMConfig, add_config_arguments, config_from_args, format_result,
+    GMMConfig, add_config_arguments, config_from_args, format_result, paper_columns,
     plot_samples, run,
 )
 
@@ -138,10 +137,7 @@ def summarize(results: Sequence[Dict[str, Any]]) -> List[Dict[str, Any]]:
                                "steps": rs[0]["steps"]}
         for k in _METRICS:
             row[f"{k}_mean"], row[f"{k}_std"] = mean_std([float(r[k]) for r in rs])
-        paper = PAPER_TABLE1.get(m)
-        i = {"GAN": 0, "Small-GAN": 1}.get(label)
-        row["paper_recovered_pct"] = paper[i] if paper and i is not None else ""
-        row["paper_high_quality_pct"] = paper[2 + i] if paper and i is not None else ""
+        row.update(paper_columns(m, label))
         rows.append(row)
     return rows
 
@@ -166,24 +162,13 @@ def format_table(rows: Sequence[Dict[str, Any]]) -> str:
     return "\n".join(lines)
 
 
-def _write_csv(rows: Sequence[Dict[str, Any]], path: Path) -> None:
-    fields = list(rows[0]) if rows else []
-
-    def write(f) -> None:
-        w = csv.DictWriter(f, fieldnames=fields)
-        w.writeheader()
-        w.writerows(rows)
-
-    atomic_write(path, write, text=True)
-
-
 def _write_runs(results: Sequence[Dict[str, Any]], path: Path) -> None:
-    _write_csv([{k: r[k] for k in ("modes", "label", "sampling", "seed", "steps", *_METRICS,
+    write_csv([{k: r[k] for k in ("modes", "label", "sampling", "seed", "steps", *_METRICS,
                                    "wall_s")} for r in results], path)
 
 
 def _write_summary(rows: Sequence[Dict[str, Any]], path: Path) -> None:
-    _write_csv(rows, path)
+    write_csv(rows, path)
 
 
 def plot_grid(out: Path, modes: Sequence[int], seed: int, samplings: Sequence[str],

@@ -35,13 +35,14 @@ import argparse
 import csv
 import json
 import math
+import statistics
 import sys
 from pathlib import Path
 from typing import Any, Dict, List, Optional, Sequence, Union
 
 from smallgan.atomic import atomic_write
-from smallgan.experiments.gmm import PAPER_TABLE1
-from smallgan.experiments.grid import mean_std
+from smallgan.experiments.gmm import paper_columns
+from smallgan.experiments.grid import mean_std, write_csv
 
 __all__ = ["collect", "tabulate", "format_markdown", "add_arguments", "run_from_args"]
 
@@ -156,26 +157,16 @@ def tabulate(records: Sequence[Dict[str, Any]]) -> List[Dict[str, Any]]:
                                "step": rs[0]["step"]}
         for k in _METRICS:
             row[f"{k}_mean"], row[f"{k}_std"] = _stats([r[k] for r in rs])
-        row["s_per_step_median"] = _median([r["s_per_step"] for r in rs])
+        timed = [r["s_per_step"] for r in rs if not math.isnan(r["s_per_step"])]
+        row["s_per_step_median"] = statistics.median(timed) if timed else math.nan
         pairs = [(r, gan[(m, r["seed"])]) for r in rs if (m, r["seed"]) in gan] if method != "GAN" else []
         row["n_pairs"] = len(pairs)
         for k in _PAIRED:
             row[f"diff_{k}_mean"], row[f"diff_{k}_std"] = (
                 _stats([a[k] - b[k] for a, b in pairs]) if pairs else (math.nan, math.nan))
-        paper = PAPER_TABLE1.get(m)
-        i = {"GAN": 0, "Small-GAN": 1}.get(method)
-        row["paper_recovered_pct"] = paper[i] if paper and i is not None else ""
-        row["paper_high_quality_pct"] = paper[2 + i] if paper and i is not None else ""
+        row.update(paper_columns(m, method))
         rows.append(row)
     return rows
-
-
-def _median(values: Sequence[float]) -> float:
-    v = sorted(x for x in values if not math.isnan(x))
-    if not v:
-        return math.nan
-    h = len(v) // 2
-    return v[h] if len(v) % 2 else (v[h - 1] + v[h]) / 2
 
 
 def _pm(mean: float, std: float, digits: int = 1) -> str:
@@ -236,16 +227,9 @@ def run_from_args(args: argparse.Namespace) -> int:
     except (FileNotFoundError, ValueError) as exc:
         print(f"smallgan train gmm-table: {exc}", file=sys.stderr)
         return 2
-    fields = list(rows[0])
-
-    def write(f) -> None:
-        w = csv.DictWriter(f, fieldnames=fields)
-        w.writeheader()
-        w.writerows(rows)
-
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
-    atomic_write(out.with_suffix(".csv"), write, text=True)
+    write_csv(rows, out.with_suffix(".csv"))
     text = format_markdown(rows) + "\n"
     atomic_write(out.with_suffix(".md"), lambda f: f.write(text), text=True)
     print(text, end="")

@@ -1,14 +1,17 @@
 """What the experiment grids (``gmm-grid``, ``meg-grid``) and their curve plots share."""
 from __future__ import annotations
 
+import csv
 import json
 import math
 from pathlib import Path
-from typing import Any, Callable, Dict, Sequence
+from typing import Any, Callable, Dict, List, Sequence
+
+from smallgan.atomic import atomic_write
 
 from smallgan.training.checkpoint import ResumeError
 
-__all__ = ["finished_runs", "mean_std", "mean_curve"]
+__all__ = ["finished_runs", "mean_std", "mean_curve", "write_csv", "write_curves"]
 
 
 def finished_runs(configs: Sequence[Any], run_dir: Callable[[Any], Path],
@@ -68,3 +71,30 @@ def mean_curve(rows: Sequence[Dict[str, Any]], x: str, y: str):
         lows.append(min(ys))
         highs.append(max(ys))
     return xs, means, lows, highs, len(by_seed)
+
+
+def write_csv(rows: Sequence[Dict[str, Any]], path: Path) -> None:
+    """``rows`` as a CSV, written atomically; the columns are every key, in order of appearance."""
+    fields: List[str] = []
+    for r in rows:
+        fields += [k for k in r if k not in fields]
+
+    def write(f) -> None:
+        w = csv.DictWriter(f, fieldnames=fields)
+        w.writeheader()
+        w.writerows(rows)
+
+    atomic_write(path, write, text=True)
+
+
+def write_curves(rows: Sequence[Dict[str, Any]], out: Path, plot: Callable[..., Any],
+                 run_keys: Sequence[str]) -> None:
+    """What ``gmm-curves`` and ``meg-curves`` write: ``OUT.csv`` of ``rows``, ``OUT.png``
+    from ``plot(rows, path)``, and a one-line summary (runs are told apart by ``run_keys``)."""
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    write_csv(rows, out.with_suffix(".csv"))
+    plot(rows, out.with_suffix(".png"))
+    runs = {tuple(r[k] for k in run_keys) for r in rows}
+    print(f"{len(runs)} runs, {len(rows)} evaluations: {out.with_suffix('.csv')}, "
+          f"{out.with_suffix('.png')}")

@@ -53,7 +53,6 @@ Example
 from __future__ import annotations
 
 import argparse
-import csv
 import dataclasses
 import json
 import math
@@ -63,6 +62,7 @@ from pathlib import Path
 from typing import Any, Dict, List, Optional, Tuple, Union
 
 from smallgan.atomic import atomic_write
+from smallgan.experiments.grid import write_csv
 from smallgan.checks import check_choice, check_float, check_int
 
 __all__ = ["MEGConfig", "run", "add_arguments", "run_from_args", "format_result",
@@ -261,19 +261,6 @@ def _pr_png(scores: Dict[str, Any], labels, path: Path, title: str) -> None:
     plt.close(fig)
 
 
-def _write_rows(rows: List[Dict[str, Any]], path: Path) -> None:
-    fields: List[str] = []
-    for r in rows:
-        fields += [k for k in r if k not in fields]
-
-    def write(f) -> None:
-        w = csv.DictWriter(f, fieldnames=fields)
-        w.writeheader()
-        w.writerows(rows)
-
-    atomic_write(path, write, text=True)
-
-
 def run(config: MEGConfig, out_dir: Union[str, Path], *, resume: bool = False,
         progress: bool = False, tensorboard: bool = True) -> Dict[str, Any]:
     """Train and evaluate one run; returns (and writes ``result.json``) its metrics.
@@ -351,7 +338,7 @@ def run(config: MEGConfig, out_dir: Union[str, Path], *, resume: bool = False,
     trainer.fit()
     wall = time.perf_counter() - t0
     history = trainer.history
-    _write_rows(history, out / "evaluations.csv")
+    write_csv(history, out / "evaluations.csv")
     energy, grad = _scores(trainer.discriminator, test, config.eval_batch, trainer.device)
     _pr_png({"E(x)": energy, "||grad E(x)||": grad}, test_labels, out / "pr_curve.png",
             f"{config.label}, held-out digit {config.digit}, seed {config.seed}, step {trainer.step}")
@@ -374,27 +361,16 @@ def run(config: MEGConfig, out_dir: Union[str, Path], *, resume: bool = False,
     return result
 
 
-class _Unit:
-    """The training images back in [0, 1] (what feature extractors take), one tensor per item."""
-
-    def __init__(self, x: "np.ndarray") -> None:
-        import torch
-
-        self.x = torch.from_numpy(x)
-
-    def __len__(self) -> int:
-        return int(self.x.shape[0])
-
-    def __getitem__(self, i: int):
-        return (self.x[i] + 1.0) / 2.0
-
-
-def _feature_embeddings(config: MEGConfig, train: "np.ndarray") -> "np.ndarray":
+def _feature_embeddings(config: MEGConfig, train: Any) -> Any:
     """Projected Inception (or random-conv) features of the training split, cached."""
+    import torch
+    from torch.utils.data import TensorDataset
+
     from smallgan.experiments.images import GANImages, real_embeddings
 
     name = f"meg-{config.source}-digit{config.digit}-train"
-    emb, used = real_embeddings(GANImages(_Unit(train)), config.embedding, config.projection_dim,
+    unit = TensorDataset(torch.from_numpy((train + 1.0) / 2.0))  # extractors take [0, 1]
+    emb, used = real_embeddings(GANImages(unit), config.embedding, config.projection_dim,
                                 seed=0, dataset=name, weights=config.weights, device=config.device)
     print(f"embeddings of the {len(train)} training images: {used}")
     return emb

@@ -22,13 +22,9 @@ from pathlib import Path
 from typing import Any, Dict, List, Sequence, Union
 
 from smallgan.atomic import atomic_write
-from smallgan.experiments.grid import mean_curve
+from smallgan.experiments.grid import mean_curve, write_curves
 
 __all__ = ["collect", "plot_curves", "add_arguments", "run_from_args"]
-
-_FIELDS = ("digit", "label", "seed", "step", "epoch", "energy_auprc", "grad_auprc",
-           "energy_auroc", "chance_auprc", "last_n")
-
 
 def collect(grid: Union[str, Path]) -> List[Dict[str, Any]]:
     """One row per (run, evaluation) under ``grid`` (``digit*/<sampling>/seed*``)."""
@@ -43,8 +39,7 @@ def collect(grid: Union[str, Path]) -> List[Dict[str, Any]]:
         exp = json.loads((run / "config.json").read_text())["experiment"]["meg"]
         with open(metrics, newline="") as f:
             evals = list(csv.DictReader(f))
-        steps_per_epoch = _steps_per_epoch(run, exp, evals)
-        chance = _chance(run)
+        steps_per_epoch, chance = _epoch_and_chance(run, exp, evals)
         for e in evals:
             step = int(e["step"])
             rows.append({"digit": int(exp["digit"]), "label": METHOD_LABELS[exp["sampling"]],
@@ -57,22 +52,20 @@ def collect(grid: Union[str, Path]) -> List[Dict[str, Any]]:
     return rows
 
 
-def _steps_per_epoch(run: Path, exp: Dict[str, Any], evals: Sequence[Dict[str, str]]) -> float:
-    done = run / "result.json"
-    if done.exists():
-        return float(json.loads(done.read_text())["steps_per_epoch"])
-    # unfinished: with the default once-per-epoch evaluation the first one is at one epoch
-    if not exp.get("eval_every") and evals:
-        return float(int(evals[0]["step"]))
-    return float("nan")
+def _epoch_and_chance(run: Path, exp: Dict[str, Any], evals: Sequence[Dict[str, str]]) -> tuple:
+    """Steps per epoch and the chance AUPRC (anomalies / test images) of one run.
 
-
-def _chance(run: Path) -> float:
+    From ``result.json`` once the run has finished.  Before that the chance
+    level is unknown (NaN) and, with the default once-per-epoch evaluation,
+    the first evaluation is at one epoch.
+    """
     done = run / "result.json"
     if done.exists():
         r = json.loads(done.read_text())
-        return r["n_anomalies"] / r["n_test"]
-    return float("nan")
+        return float(r["steps_per_epoch"]), r["n_anomalies"] / r["n_test"]
+    if not exp.get("eval_every") and evals:
+        return float(int(evals[0]["step"])), float("nan")
+    return float("nan"), float("nan")
 
 
 def plot_curves(rows: Sequence[Dict[str, Any]], path: Union[str, Path]) -> Path:
@@ -139,16 +132,5 @@ def run_from_args(args: argparse.Namespace) -> int:
         print(f"smallgan train meg-curves: {exc}", file=sys.stderr)
         return 2
 
-    def write(f) -> None:
-        w = csv.DictWriter(f, fieldnames=list(_FIELDS))
-        w.writeheader()
-        w.writerows(rows)
-
-    out = Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    atomic_write(out.with_suffix(".csv"), write, text=True)
-    plot_curves(rows, out.with_suffix(".png"))
-    runs = {(r["digit"], r["label"], r["seed"]) for r in rows}
-    print(f"{len(runs)} runs, {len(rows)} evaluations: {out.with_suffix('.csv')}, "
-          f"{out.with_suffix('.png')}")
+    write_curves(rows, Path(args.out), plot_curves, ("digit", "label", "seed"))
     return 0

@@ -27,8 +27,8 @@ import sys
 from pathlib import Path
 from typing import Any, Callable, Dict, List, Sequence, Union
 
-from smallgan.experiments.grid import mean_std
-from smallgan.experiments.meg import (METHOD_LABELS, PAPER_TABLE2, MEGConfig, _write_rows,
+from smallgan.experiments.grid import mean_std, write_csv
+from smallgan.experiments.meg import (METHOD_LABELS, PAPER_TABLE2, MEGConfig,
                                       add_config_arguments, config_from_args, format_result, run)
 
 __all__ = ["run_grid", "summarize", "paired", "format_table", "parse_digits",
@@ -144,12 +144,12 @@ def run_grid(base: MEGConfig, out: Union[str, Path], digits: Sequence[int], seed
         result = finished.get(run_dir) or run(cfg, run_dir, resume=resume, tensorboard=tensorboard)
         results.append(result)
         echo(format_result(result) + f"  ({result['wall_s']:.0f} s)")
-        _write_rows([{k: r[k] for k in ("digit", "label", "sampling", "seed", "steps", *_METRICS,
+        write_csv([{k: r[k] for k in ("digit", "label", "sampling", "seed", "steps", *_METRICS,
                                          "n_evals", "wall_s")} for r in results], out / "runs.csv")
-        _write_rows(summarize(results), out / "summary.csv")
+        write_csv(summarize(results), out / "summary.csv")
         diffs = paired(results)
         if diffs:
-            _write_rows(diffs, out / "paired.csv")
+            write_csv(diffs, out / "paired.csv")
     return results
 
 

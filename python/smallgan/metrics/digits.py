@@ -34,6 +34,7 @@ from typing import Any, Callable, Dict, Optional, Tuple
 import numpy as np
 
 from smallgan.checks import check_int
+from smallgan.metrics.modes import kl_from_uniform
 from smallgan.metrics.threads import limit_threads
 
 __all__ = ["ModeCoverage", "mode_coverage", "kl_to_uniform", "DigitReport", "evaluate_digits",
@@ -47,17 +48,17 @@ def kl_to_uniform(counts: Any) -> float:
     """``KL(p || uniform)`` of a histogram: ``sum_m p_m log(p_m * M)`` over its
     ``M`` bins, with ``0 log 0 = 0`` (natural log, as PacGAN's code).
 
-    0 for a uniform histogram, ``log M`` when everything is in one bin.
+    0 for a uniform histogram, ``log M`` when everything is in one bin.  The
+    formula is :func:`smallgan.metrics.modes.kl_from_uniform`'s; this adds the
+    checks for classified samples (integer counts, at least one).
     """
     c = np.asarray(counts)
     if c.ndim != 1 or c.size == 0 or not np.issubdtype(c.dtype, np.integer) or (c < 0).any():
         raise ValueError(f"counts must be a non-empty 1-D array of non-negative integers, got "
                          f"shape {c.shape} of dtype {c.dtype}")
-    total = int(c.sum())
-    if total == 0:
+    if int(c.sum()) == 0:
         raise ValueError("counts are all zero")
-    p = c[c > 0].astype(np.float64) / total
-    return float(np.sum(p * np.log(p * c.size)))
+    return kl_from_uniform(c)
 
 
 @dataclass(frozen=True)
