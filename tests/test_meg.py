@@ -11,7 +11,8 @@ from torch import nn
 from smallgan import cli
 from smallgan.data.anomaly import anomaly_split, check_source
 from smallgan.experiments.meg import MEGConfig, run
-from smallgan.experiments.meg_grid import format_table, paired, parse_digits, summarize
+from smallgan.experiments.meg_grid import (format_markdown, format_table, paired, parse_digits,
+                                          summarize)
 from smallgan.metrics.anomaly import auprc, auroc, average_precision
 from smallgan.models.meg import MEGEnergy, MEGGenerator, MEGStatistics
 from smallgan.training.meg import jsd_mi, mi_bce, score_penalty
@@ -367,13 +368,34 @@ def test_grid_tables():
     assert "paired difference" in format_table(rows, d)
 
 
+def test_grid_markdown_table_against_hand_computation():
+    # digit 4: E(x) random 0.3 / 0.4, core-set 0.5 / 0.4 over seeds 0 / 1;
+    # the gradient score is the E(x) score minus 0.1; digit 2 has one seed
+    results = [{"digit": dg, "sampling": s, "seed": seed, "steps": 10, "auprc_energy_last10": v,
+                "auprc_grad_last10": v - 0.1, "energy_auroc_last10": v, "energy_ap_last10": v}
+               for dg, s, seed, v in [(4, "random", 0, 0.3), (4, "coreset", 0, 0.5),
+                                      (4, "random", 1, 0.4), (4, "coreset", 1, 0.4),
+                                      (2, "random", 0, 0.6), (2, "coreset", 0, 0.2)]]
+    text = format_markdown(results)
+    line2 = next(l for l in text.splitlines() if l.startswith("| 2 |"))
+    line4 = next(l for l in text.splitlines() if l.startswith("| 4 |"))
+    sd = math.sqrt(0.005)  # sample std of {0.3, 0.4}
+    assert line2 == "| 2 | 1 | 0.600 | 0.200 | -0.400 (0/1) | 0.500 | 0.100 | -0.400 (0/1) |  |"
+    assert line4 == (f"| 4 | 2 | 0.350 ± {sd:.3f} | 0.450 ± {sd:.3f} | +0.100 ± {math.sqrt(0.02):.3f} "
+                     f"(1/2) | 0.250 ± {sd:.3f} | 0.350 ± {sd:.3f} | +0.100 ± {math.sqrt(0.02):.3f} "
+                     f"(1/2) | 0.401 / 0.501 (+0.100) |")
+    # over digits: mean of (-0.4, +0.1); pairs: +0.2, 0.0, -0.4 -> one ahead
+    assert "E(x): Core-set+MEG ahead on 1 of 2 digits (mean over seeds), mean difference " \
+           "-0.150; ahead in 1 of 3 (digit, seed) pairs." in text
+
+
 def test_grid_cli_writes_csvs_and_resumes(tmp_path, capsys):
     args = ["train", "meg-grid", "--digits", "1", "--seeds", "1", "--steps", "1",
             "--out", str(tmp_path), *[a for a in _TINY if a != "--no-progress"]]
     assert cli.main(args) == 0
     out = capsys.readouterr().out
     assert "paired difference" in out and "0.281" in out
-    for name in ("runs.csv", "summary.csv", "paired.csv"):
+    for name in ("runs.csv", "summary.csv", "paired.csv", "table.md"):
         assert (tmp_path / name).exists()
     assert len((tmp_path / "runs.csv").read_text().splitlines()) == 3
     assert cli.main(args) == 2  # exists: needs --resume

@@ -27,11 +27,12 @@ import sys
 from pathlib import Path
 from typing import Any, Callable, Dict, List, Sequence, Union
 
+from smallgan.atomic import atomic_write
 from smallgan.experiments.grid import mean_std, write_csv
 from smallgan.experiments.meg import (METHOD_LABELS, PAPER_TABLE2, MEGConfig,
                                       add_config_arguments, config_from_args, format_result, run)
 
-__all__ = ["run_grid", "summarize", "paired", "format_table", "parse_digits",
+__all__ = ["run_grid", "summarize", "paired", "format_table", "format_markdown", "parse_digits",
            "add_arguments", "run_from_args"]
 
 SAMPLINGS = ("random", "coreset")
@@ -119,10 +120,64 @@ def format_table(rows: Sequence[Dict[str, Any]], diffs: Sequence[Dict[str, Any]]
     return "\n".join(lines)
 
 
+_SCORES = (("auprc_energy_last10", "E(x)"), ("auprc_grad_last10", "‖∇E‖"))
+
+
+def format_markdown(results: Sequence[Dict[str, Any]]) -> str:
+    """The README's Table 2: per digit, both scores of both methods (mean +- std
+    over seeds), the paired difference Core-set+MEG minus MEG (mean +- std over
+    seeds, and in how many seeds it is positive), the paper's columns; then one
+    line per score over all digits."""
+    rows = {(r["digit"], r["method"]): r for r in summarize(results)}
+    diffs = {(d["digit"], d["metric"]): d for key, _ in _SCORES for d in paired(results, key)}
+    by = {(r["digit"], r["sampling"], r["seed"]): r for r in results}
+    digits = sorted({r["digit"] for r in results})
+
+    def cell(row: Any, key: str) -> str:
+        if row is None:
+            return ""
+        mean, std = row[f"{key}_mean"], row[f"{key}_std"]
+        return f"{mean:.3f}" if row["n_seeds"] == 1 else f"{mean:.3f} ± {std:.3f}"
+
+    def wins(digit: int, key: str) -> List[float]:
+        return [by[(digit, "coreset", s)][key] - by[(digit, "random", s)][key]
+                for (d, smp, s) in by if d == digit and smp == "random" and (d, "coreset", s) in by]
+
+    head = ["held-out digit", "seeds"]
+    for _, name in _SCORES:
+        head += [f"MEG {name}", f"Core-set+MEG {name}", f"Δ {name} (seeds > 0)"]
+    head.append("paper MEG / Core-set+MEG (Δ)")
+    lines = ["| " + " | ".join(head) + " |", "| " + " | ".join("---:" for _ in head) + " |"]
+    for digit in digits:
+        meg, cs = rows.get((digit, "MEG")), rows.get((digit, "Core-set+MEG"))
+        cells = [str(digit), str(max(r["n_seeds"] for r in (meg, cs) if r is not None))]
+        for key, _ in _SCORES:
+            d = diffs.get((digit, key))
+            w = wins(digit, key)
+            delta = "" if d is None else (f"{d['diff_mean']:+.3f}" if d["n_pairs"] == 1 else
+                                          f"{d['diff_mean']:+.3f} ± {d['diff_std']:.3f}")
+            cells += [cell(meg, key), cell(cs, key),
+                      f"{delta} ({sum(x > 0 for x in w)}/{len(w)})" if w else ""]
+        paper = PAPER_TABLE2.get(digit)
+        cells.append(f"{paper[1]:.3f} / {paper[2]:.3f} ({paper[2] - paper[1]:+.3f})" if paper else "")
+        lines.append("| " + " | ".join(cells) + " |")
+    lines.append("")
+    for key, name in _SCORES:
+        means = [diffs[(d, key)]["diff_mean"] for d in digits if (d, key) in diffs]
+        pairs = [x for d in digits for x in wins(d, key)]
+        if means:
+            lines.append(f"- {name}: Core-set+MEG ahead on {sum(m > 0 for m in means)} of "
+                         f"{len(means)} digits (mean over seeds), mean difference "
+                         f"{sum(means) / len(means):+.3f}; ahead in {sum(x > 0 for x in pairs)} of "
+                         f"{len(pairs)} (digit, seed) pairs.")
+    return "\n".join(lines) + "\n"
+
+
 def run_grid(base: MEGConfig, out: Union[str, Path], digits: Sequence[int], seeds: Sequence[int],
              samplings: Sequence[str] = SAMPLINGS, *, resume: bool = False, tensorboard: bool = True,
              echo: Callable[[str], Any] = print) -> List[Dict[str, Any]]:
-    """Run every (seed, digit, sampling); write ``runs.csv``, ``summary.csv``, ``paired.csv``.
+    """Run every (seed, digit, sampling); write ``runs.csv``, ``summary.csv``,
+    ``paired.csv`` (both scores) and ``table.md`` (:func:`format_markdown`).
 
     ``base`` holds the shared settings; ``digit``, ``sampling`` and ``seed``
     are replaced.  Without ``resume`` an existing run directory is an error;
@@ -147,9 +202,11 @@ def run_grid(base: MEGConfig, out: Union[str, Path], digits: Sequence[int], seed
         write_csv([{k: r[k] for k in ("digit", "label", "sampling", "seed", "steps", *_METRICS,
                                          "n_evals", "wall_s")} for r in results], out / "runs.csv")
         write_csv(summarize(results), out / "summary.csv")
-        diffs = paired(results)
+        diffs = [d for key, _ in _SCORES for d in paired(results, key)]
         if diffs:
             write_csv(diffs, out / "paired.csv")
+        text = format_markdown(results)
+        atomic_write(out / "table.md", lambda f: f.write(text), text=True)
     return results
 
 
