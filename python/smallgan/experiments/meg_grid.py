@@ -150,7 +150,9 @@ def format_markdown(results: Sequence[Dict[str, Any]]) -> str:
     lines = ["| " + " | ".join(head) + " |", "| " + " | ".join("---:" for _ in head) + " |"]
     for digit in digits:
         meg, cs = rows.get((digit, "MEG")), rows.get((digit, "Core-set+MEG"))
-        cells = [str(digit), str(max(r["n_seeds"] for r in (meg, cs) if r is not None))]
+        n = {r["n_seeds"] for r in (meg, cs) if r is not None}
+        cells = [str(digit), str(n.pop()) if len(n) == 1 else
+                 f"{meg['n_seeds']} / {cs['n_seeds']}"]
         for key, _ in _SCORES:
             d = diffs.get((digit, key))
             w = wins(digit, key)
