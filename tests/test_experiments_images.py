@@ -280,3 +280,73 @@ def test_embeddings_from_smallgan_embed_cache(tmp_path: Path) -> None:
                                          r"manifest has length 40, this run's dataset has 12"):
         sngan_cifar10.run(other, tmp_path / "run2", tensorboard=False)
     assert not (tmp_path / "run2").exists()
+
+
+# --------------------------------------------- the classifier's features as core-set embeddings
+
+
+def _session_classifier_cache(mnist_classifier, folder: Path) -> Path:
+    """A fresh cache folder holding the session's classifier (no training)."""
+    import shutil
+
+    _, session_cache = mnist_classifier
+    folder.mkdir(parents=True)
+    for f in session_cache.glob("mnist-cnn.*.pt"):
+        shutil.copy(f, folder / f.name)
+    return folder
+
+
+@pytest.mark.parametrize("channels", [1, 3])
+def test_mnist_cnn_embedding_is_classifier_features_projected(mnist_classifier, tmp_path: Path,
+                                                              channels: int) -> None:
+    # reference: every channel through the plain (unfused) classifier, the
+    # channels' 128-d features side by side, times the seeded JL matrix, in float64
+    from smallgan.data.digits import MlxtendMNIST
+    from smallgan.data.stacked_mnist import StackedMNIST
+    from smallgan.experiments.images import GANImages, real_embeddings
+    from smallgan.projection import projection_matrix
+
+    net, _ = mnist_classifier
+    cache = _session_classifier_cache(mnist_classifier, tmp_path / "cache")
+    base = (MlxtendMNIST() if channels == 1 else StackedMNIST(50, seed=4, split="test"))
+    images = GANImages(base, limit=7)
+    emb, name = real_embeddings(images, "mnist-cnn", 16, seed=3, cache_dir=cache,
+                                dataset="tiny", batch_size=3)
+    x = torch.stack([base[i][0] for i in range(7)]).double()  # (7, c, 28, 28) in [0, 1]
+    plain = net.double().eval()
+    try:
+        with torch.no_grad():
+            feats = torch.cat([plain.features(x[:, c:c + 1]) for c in range(channels)], dim=1)
+    finally:
+        net.float()
+    assert feats.shape == (7, 128 * channels)
+    want = feats.numpy() @ projection_matrix(128 * channels, 16, seed=3)
+    assert emb.shape == (7, 16) and emb.dtype == np.float32
+    np.testing.assert_allclose(emb, want, rtol=1e-4, atol=1e-4 * np.abs(want).max())
+    assert name == "mnist-cnn/proj16-seed3"
+    # unprojected: the features themselves
+    raw, name = real_embeddings(images, "mnist-cnn", 0, cache_dir=cache, dataset="tiny")
+    np.testing.assert_allclose(raw, feats.numpy(), rtol=1e-4, atol=1e-4 * feats.abs().max().item())
+    assert name == "mnist-cnn/unprojected"
+    assert not list(cache.glob("mnist-cnn.*.pt"))[1:]  # no second classifier was trained
+
+
+def test_mnist_cnn_embedding_refused_for_other_images(tmp_path: Path) -> None:
+    from smallgan.experiments.images import EMBEDDINGS, GANImages, real_embeddings
+    from smallgan.experiments.image_gan import EMBEDDING_NAMES
+
+    assert EMBEDDING_NAMES == EMBEDDINGS
+    colour = torch.utils.data.TensorDataset(torch.rand(4, 3, 32, 32), torch.zeros(4))
+    with pytest.raises(ValueError, match=r"embedding='mnist-cnn' needs 28x28 digit images "
+                                         r"\(c, 28, 28\), got images of shape \(3, 32, 32\)"):
+        real_embeddings(GANImages(colour), "mnist-cnn", 8, cache_dir=tmp_path)
+    assert not list(tmp_path.iterdir())  # refused before any classifier or cache file
+    with pytest.raises(ValueError, match="embedding='mnist-cnn' needs 28x28 MNIST-family digits; "
+                                         "SNGANConfig trains on other images"):
+        sngan_cifar10.SNGANConfig(embedding="mnist-cnn")
+    with pytest.raises(ValueError, match="feature='mnist-cnn' needs 28x28 MNIST-family digits; "
+                                         "SAGANConfig"):
+        sagan_lsun.SAGANConfig(root="x", feature="mnist-cnn")
+    code = main(["train", "sngan-cifar10", "--root", str(tmp_path), "--embedding", "mnist-cnn",
+                 "--out", str(tmp_path / "run")])
+    assert code == 2 and not (tmp_path / "run").exists()

