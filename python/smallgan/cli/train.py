@@ -26,6 +26,7 @@ EXPERIMENTS = {
     "lsgan-digits": "smallgan.experiments.lsgan_digits",
     "timing": "smallgan.experiments.timing",
     "stacked-mnist": "smallgan.experiments.stacked_mnist",
+    "mnist": "smallgan.experiments.mnist",
     "mnist-classifier": "smallgan.experiments.mnist_classifier",
 }
 

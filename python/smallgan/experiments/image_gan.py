@@ -233,7 +233,8 @@ def run_image_gan(config: ImageGANConfig, out_dir: Union[str, Path], *, dataset:
         torch.set_num_threads(config.threads)
     images = GANImages(base, size=image_size, limit=config.limit)
     n = len(images)
-    if config.fid_every >= 0 and config.fid_real > n:
+    # (an experiment with its own evaluation brings its own real images)
+    if config.fid_every >= 0 and make_eval is None and config.fid_real > n:
         raise ValueError(f"fid_real={config.fid_real} exceeds the {n} real images; lower "
                          f"--fid-real (the protocol is printed with every value)")
     cache = Path(config.cache_dir) if config.cache_dir else default_cache_dir()
