@@ -27,6 +27,7 @@ EXPERIMENTS = {
     "timing": "smallgan.experiments.timing",
     "stacked-mnist": "smallgan.experiments.stacked_mnist",
     "mnist": "smallgan.experiments.mnist",
+    "image-grid": "smallgan.experiments.image_grid",
     "mnist-classifier": "smallgan.experiments.mnist_classifier",
 }
 

@@ -33,7 +33,7 @@ import json
 import sys
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, ClassVar, Dict, Optional, Union
+from typing import Any, Callable, ClassVar, Dict, Optional, Sequence, Union
 
 from smallgan.atomic import atomic_write
 from smallgan.checks import check_choice, check_int
@@ -190,12 +190,13 @@ def run_digit_gan(config: DigitGANConfig, out_dir: Union[str, Path], *, channels
 # ---------------------------------------------------------------------- CLI
 
 
-def add_digit_arguments(parser: argparse.ArgumentParser, cls: type,
-                        data_seed_help: str) -> None:
-    """The shared digit flags, then :func:`add_common_arguments`'s, with ``cls``'s defaults."""
+def add_digit_arguments(parser: argparse.ArgumentParser, cls: type, data_seed_help: str, *,
+                        skip: Sequence[str] = (), default_note: Optional[str] = None) -> None:
+    """The shared digit flags, then :func:`add_common_arguments`'s, with ``cls``'s
+    defaults (``skip`` and ``default_note``: as :func:`add_common_arguments`)."""
     import dataclasses
 
-    d = {f.name: f.default for f in dataclasses.fields(cls)}
+    d = {f.name: default_note or f.default for f in dataclasses.fields(cls)}
     parser.add_argument("--data-seed", dest="data_seed", type=int, default=None,
                         help=f"{data_seed_help} (default {d['data_seed']})")
     parser.add_argument("--data-split", dest="data_split", choices=SPLITS, default=None,
@@ -206,7 +207,7 @@ def add_digit_arguments(parser: argparse.ArgumentParser, cls: type,
                         help=f"discriminator width (default {d['ndf']})")
     parser.add_argument("--nearest-k", dest="nearest_k", type=int, default=None,
                         help=f"k of precision/recall/density/coverage (default {d['nearest_k']})")
-    add_common_arguments(parser, cls)
+    add_common_arguments(parser, cls, skip=skip, default_note=default_note)
 
 
 def format_result(result: Dict[str, Any]) -> str:

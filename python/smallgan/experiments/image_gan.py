@@ -21,7 +21,7 @@ import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Dict, Optional, Tuple, Union
+from typing import Any, Callable, Dict, Optional, Sequence, Tuple, Union
 
 from smallgan.atomic import atomic_write
 from smallgan.checks import check_choice, check_int
@@ -320,12 +320,21 @@ _FLAG_HELP = {
 }
 
 
-def add_common_arguments(parser: argparse.ArgumentParser, cls: type) -> None:
-    """Flags for the shared fields, with ``cls``'s defaults in the help."""
+def add_common_arguments(parser: argparse.ArgumentParser, cls: type, *,
+                         skip: Sequence[str] = (), default_note: Optional[str] = None) -> None:
+    """Flags for the shared fields, with ``cls``'s defaults in the help.
+
+    ``skip`` names fields that get no flag (a grid sets them per run;
+    ``coreset_prior`` / ``coreset_target`` drop ``--no-coreset-*``);
+    ``default_note`` replaces the default values in the help (e.g. "the
+    experiment's" when ``cls`` is not the class that will be built).
+    """
     d = {f.name: f.default for f in dataclasses.fields(cls)}
     choices = {"sampling": ("random", "coreset"), "embedding": EMBEDDING_NAMES,
                "feature": ("inception", "random-conv", "mnist-cnn")}
     for name, help_ in _FLAG_HELP.items():
+        if name in skip:
+            continue
         default = d[name]
         kind = {int: int, float: float, str: str}.get(type(default), str)
         if name in ("limit",):
@@ -333,11 +342,14 @@ def add_common_arguments(parser: argparse.ArgumentParser, cls: type) -> None:
         if name in ("ema_decay",):
             kind = float
         parser.add_argument(f"--{name.replace('_', '-')}", dest=name, type=kind, default=None,
-                            choices=choices.get(name), help=f"{help_} (default {default})")
-    parser.add_argument("--no-coreset-prior", dest="coreset_prior", action="store_false",
-                        default=None, help="ablation: plain prior draws (target only)")
-    parser.add_argument("--no-coreset-target", dest="coreset_target", action="store_false",
-                        default=None, help="ablation: plain real batches (prior only)")
+                            choices=choices.get(name),
+                            help=f"{help_} (default {default_note or default})")
+    if "coreset_prior" not in skip:
+        parser.add_argument("--no-coreset-prior", dest="coreset_prior", action="store_false",
+                            default=None, help="ablation: plain prior draws (target only)")
+    if "coreset_target" not in skip:
+        parser.add_argument("--no-coreset-target", dest="coreset_target", action="store_false",
+                            default=None, help="ablation: plain real batches (prior only)")
     parser.add_argument("--fallback-features", dest="fallback_features", action="store_true",
                         default=None, help="without Inception weights, use random-conv "
                                            "features (labelled, not an FID)")
