@@ -350,3 +350,66 @@ def test_mnist_cnn_embedding_refused_for_other_images(tmp_path: Path) -> None:
     code = main(["train", "sngan-cifar10", "--root", str(tmp_path), "--embedding", "mnist-cnn",
                  "--out", str(tmp_path / "run")])
     assert code == 2 and not (tmp_path / "run").exists()
+
+
+# ------------------------------------ lsgan-digits scored by the classifier, with D's size
+
+
+def test_lsgan_mnist_cnn_metrics_and_sizes(mnist_classifier, tmp_path: Path, capsys) -> None:
+    import csv
+
+    from smallgan.models.lsgan import make_discriminator
+
+    cache = _session_classifier_cache(mnist_classifier, tmp_path / "cache")
+    names = ["original", "inception-8"]
+    args = ["train", "lsgan-digits", "--dataset", "mnist-digits", "--feature", "mnist-cnn",
+            "--discriminators", *names, "--steps", "1", "--batch-size", "4", "--ngf", "4",
+            "--g-steps", "1", "--fid-every", "1", "--fid-fake", "100", "--fid-real", "100",
+            "--threads", "1", "--prefetch", "0", "--projection-dim", "8",
+            "--cache-dir", str(cache), "--device", "cpu", "--no-progress", "--no-tensorboard",
+            "--out", str(tmp_path / "ls")]
+    assert main(args) == 0
+    printed = capsys.readouterr()
+    with open(tmp_path / "ls" / "comparison.csv", newline="") as f:
+        rows = list(csv.DictReader(f))
+    assert [r["discriminator"] for r in rows] == names
+    for name, row in zip(names, rows):
+        result = json.loads((tmp_path / "ls" / name / "result.json").read_text())
+        params = list(make_discriminator(name).parameters())
+        n = sum(p.numel() for p in params)  # float32: 4 bytes each
+        assert result["d_parameters"] == n and result["d_param_mb"] == pytest.approx(4 * n / 1e6)
+        assert result["discriminator"] == name and result["d_activation_mb"] > 0
+        m = result["metrics"]
+        assert (m["n_modes"], m["fd_n_fake"], m["fd_n_real"], m["prdc_k"]) == (10, 100, 100, 5)
+        assert m["fd_mnist_cnn"] > 0 and 1.0 <= m["cs_mnist_cnn"] <= 10.0
+        for key in ("d_parameters", "modes", "fd_mnist_cnn", "cs_mnist_cnn", "precision",
+                    "coverage"):
+            want = result[key] if key == "d_parameters" else m[key]
+            assert float(row[key]) == pytest.approx(want)
+        assert float(row["d_param_mb"]) == pytest.approx(4 * n / 1e6)
+        line = next(s for s in printed.out.splitlines() if s.startswith(name))
+        assert "FD[mnist-cnn]" in line and f"{4 * n / 1e6:.3f} MB params" in line
+        assert "modes " in line and "/10" in line
+
+
+def test_lsgan_mnist_cnn_on_idx_files_and_refusals(mnist_classifier, tmp_path: Path) -> None:
+    root = write_mnist(tmp_path / "mnist")  # 40 training images
+    cache = _session_classifier_cache(mnist_classifier, tmp_path / "cache")
+    kw = dict(TINY, feature="mnist-cnn", fid_fake=20, fid_real=20, fid_every=1, steps=1)
+    cfg = lsgan_digits.LSGANConfig(dataset="mnist", root=str(root), ngf=4, g_steps=1,
+                                   discriminator="inception-8", cache_dir=str(cache), **kw)
+    r = lsgan_digits.run(cfg, tmp_path / "run", tensorboard=False)
+    assert r["metrics"]["fd_n_real"] == 20 and r["metrics"]["n_modes"] == 10
+    too_many = lsgan_digits.LSGANConfig(dataset="mnist", root=str(root), ngf=4,
+                                        cache_dir=str(cache), **{**kw, "fid_real": 41})
+    with pytest.raises(ValueError, match="fid_real=41 exceeds the 40 real images"):
+        lsgan_digits.run(too_many, tmp_path / "run2", tensorboard=False)
+    assert not (tmp_path / "run2").exists()
+    with pytest.raises(ValueError, match=r"feature='mnist-cnn' needs 28x28 MNIST \(dataset "
+                                         r"'mnist-digits' or 'mnist'\), got dataset='digits'"):
+        lsgan_digits.LSGANConfig(feature="mnist-cnn")
+    with pytest.raises(ValueError, match="embedding='mnist-cnn' needs 28x28 MNIST"):
+        lsgan_digits.LSGANConfig(embedding="mnist-cnn")
+    with pytest.raises(ValueError, match=r"fid_real must be <= 4000 with feature='mnist-cnn' on "
+                                         r"mnist-digits"):
+        lsgan_digits.LSGANConfig(dataset="mnist-digits", feature="mnist-cnn", fid_real=4001)
