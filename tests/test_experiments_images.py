@@ -280,3 +280,136 @@ def test_embeddings_from_smallgan_embed_cache(tmp_path: Path) -> None:
                                          r"manifest has length 40, this run's dataset has 12"):
         sngan_cifar10.run(other, tmp_path / "run2", tensorboard=False)
     assert not (tmp_path / "run2").exists()
+
+
+# --------------------------------------------- the classifier's features as core-set embeddings
+
+
+def _session_classifier_cache(mnist_classifier, folder: Path) -> Path:
+    """A fresh cache folder holding the session's classifier (no training)."""
+    import shutil
+
+    _, session_cache = mnist_classifier
+    folder.mkdir(parents=True)
+    for f in session_cache.glob("mnist-cnn.*.pt"):
+        shutil.copy(f, folder / f.name)
+    return folder
+
+
+@pytest.mark.parametrize("channels", [1, 3])
+def test_mnist_cnn_embedding_is_classifier_features_projected(mnist_classifier, tmp_path: Path,
+                                                              channels: int) -> None:
+    # reference: every channel through the plain (unfused) classifier, the
+    # channels' 128-d features side by side, times the seeded JL matrix, in float64
+    from smallgan.data.digits import MlxtendMNIST
+    from smallgan.data.stacked_mnist import StackedMNIST
+    from smallgan.experiments.images import GANImages, real_embeddings
+    from smallgan.projection import projection_matrix
+
+    net, _ = mnist_classifier
+    cache = _session_classifier_cache(mnist_classifier, tmp_path / "cache")
+    base = (MlxtendMNIST() if channels == 1 else StackedMNIST(50, seed=4, split="test"))
+    images = GANImages(base, limit=7)
+    emb, name = real_embeddings(images, "mnist-cnn", 16, seed=3, cache_dir=cache,
+                                dataset="tiny", batch_size=3)
+    x = torch.stack([base[i][0] for i in range(7)]).double()  # (7, c, 28, 28) in [0, 1]
+    plain = net.double().eval()
+    try:
+        with torch.no_grad():
+            feats = torch.cat([plain.features(x[:, c:c + 1]) for c in range(channels)], dim=1)
+    finally:
+        net.float()
+    assert feats.shape == (7, 128 * channels)
+    want = feats.numpy() @ projection_matrix(128 * channels, 16, seed=3)
+    assert emb.shape == (7, 16) and emb.dtype == np.float32
+    np.testing.assert_allclose(emb, want, rtol=1e-4, atol=1e-4 * np.abs(want).max())
+    assert name == "mnist-cnn/proj16-seed3"
+    # unprojected: the features themselves
+    raw, name = real_embeddings(images, "mnist-cnn", 0, cache_dir=cache, dataset="tiny")
+    np.testing.assert_allclose(raw, feats.numpy(), rtol=1e-4, atol=1e-4 * feats.abs().max().item())
+    assert name == "mnist-cnn/unprojected"
+    assert not list(cache.glob("mnist-cnn.*.pt"))[1:]  # no second classifier was trained
+
+
+def test_mnist_cnn_embedding_refused_for_other_images(tmp_path: Path) -> None:
+    from smallgan.experiments.images import EMBEDDINGS, GANImages, real_embeddings
+    from smallgan.experiments.image_gan import EMBEDDING_NAMES
+
+    assert EMBEDDING_NAMES == EMBEDDINGS
+    colour = torch.utils.data.TensorDataset(torch.rand(4, 3, 32, 32), torch.zeros(4))
+    with pytest.raises(ValueError, match=r"embedding='mnist-cnn' needs 28x28 digit images "
+                                         r"\(c, 28, 28\), got images of shape \(3, 32, 32\)"):
+        real_embeddings(GANImages(colour), "mnist-cnn", 8, cache_dir=tmp_path)
+    assert not list(tmp_path.iterdir())  # refused before any classifier or cache file
+    with pytest.raises(ValueError, match="embedding='mnist-cnn' needs 28x28 MNIST-family digits; "
+                                         "SNGANConfig trains on other images"):
+        sngan_cifar10.SNGANConfig(embedding="mnist-cnn")
+    with pytest.raises(ValueError, match="feature='mnist-cnn' needs 28x28 MNIST-family digits; "
+                                         "SAGANConfig"):
+        sagan_lsun.SAGANConfig(root="x", feature="mnist-cnn")
+    code = main(["train", "sngan-cifar10", "--root", str(tmp_path), "--embedding", "mnist-cnn",
+                 "--out", str(tmp_path / "run")])
+    assert code == 2 and not (tmp_path / "run").exists()
+
+
+# ------------------------------------ lsgan-digits scored by the classifier, with D's size
+
+
+def test_lsgan_mnist_cnn_metrics_and_sizes(mnist_classifier, tmp_path: Path, capsys) -> None:
+    import csv
+
+    from smallgan.models.lsgan import make_discriminator
+
+    cache = _session_classifier_cache(mnist_classifier, tmp_path / "cache")
+    names = ["original", "inception-8"]
+    args = ["train", "lsgan-digits", "--dataset", "mnist-digits", "--feature", "mnist-cnn",
+            "--discriminators", *names, "--steps", "1", "--batch-size", "4", "--ngf", "4",
+            "--g-steps", "1", "--fid-every", "1", "--fid-fake", "100", "--fid-real", "100",
+            "--threads", "1", "--prefetch", "0", "--projection-dim", "8",
+            "--cache-dir", str(cache), "--device", "cpu", "--no-progress", "--no-tensorboard",
+            "--out", str(tmp_path / "ls")]
+    assert main(args) == 0
+    printed = capsys.readouterr()
+    with open(tmp_path / "ls" / "comparison.csv", newline="") as f:
+        rows = list(csv.DictReader(f))
+    assert [r["discriminator"] for r in rows] == names
+    for name, row in zip(names, rows):
+        result = json.loads((tmp_path / "ls" / name / "result.json").read_text())
+        params = list(make_discriminator(name).parameters())
+        n = sum(p.numel() for p in params)  # float32: 4 bytes each
+        assert result["d_parameters"] == n and result["d_param_mb"] == pytest.approx(4 * n / 1e6)
+        assert result["discriminator"] == name and result["d_activation_mb"] > 0
+        m = result["metrics"]
+        assert (m["n_modes"], m["fd_n_fake"], m["fd_n_real"], m["prdc_k"]) == (10, 100, 100, 5)
+        assert m["fd_mnist_cnn"] > 0 and 1.0 <= m["cs_mnist_cnn"] <= 10.0
+        for key in ("d_parameters", "modes", "fd_mnist_cnn", "cs_mnist_cnn", "precision",
+                    "coverage"):
+            want = result[key] if key == "d_parameters" else m[key]
+            assert float(row[key]) == pytest.approx(want)
+        assert float(row["d_param_mb"]) == pytest.approx(4 * n / 1e6)
+        line = next(s for s in printed.out.splitlines() if s.startswith(name))
+        assert "FD[mnist-cnn]" in line and f"{4 * n / 1e6:.3f} MB params" in line
+        assert "modes " in line and "/10" in line
+
+
+def test_lsgan_mnist_cnn_on_idx_files_and_refusals(mnist_classifier, tmp_path: Path) -> None:
+    root = write_mnist(tmp_path / "mnist")  # 40 training images
+    cache = _session_classifier_cache(mnist_classifier, tmp_path / "cache")
+    kw = dict(TINY, feature="mnist-cnn", fid_fake=20, fid_real=20, fid_every=1, steps=1)
+    cfg = lsgan_digits.LSGANConfig(dataset="mnist", root=str(root), ngf=4, g_steps=1,
+                                   discriminator="inception-8", cache_dir=str(cache), **kw)
+    r = lsgan_digits.run(cfg, tmp_path / "run", tensorboard=False)
+    assert r["metrics"]["fd_n_real"] == 20 and r["metrics"]["n_modes"] == 10
+    too_many = lsgan_digits.LSGANConfig(dataset="mnist", root=str(root), ngf=4,
+                                        cache_dir=str(cache), **{**kw, "fid_real": 41})
+    with pytest.raises(ValueError, match="fid_real=41 exceeds the 40 real images"):
+        lsgan_digits.run(too_many, tmp_path / "run2", tensorboard=False)
+    assert not (tmp_path / "run2").exists()
+    with pytest.raises(ValueError, match=r"feature='mnist-cnn' needs 28x28 MNIST \(dataset "
+                                         r"'mnist-digits' or 'mnist'\), got dataset='digits'"):
+        lsgan_digits.LSGANConfig(feature="mnist-cnn")
+    with pytest.raises(ValueError, match="embedding='mnist-cnn' needs 28x28 MNIST"):
+        lsgan_digits.LSGANConfig(embedding="mnist-cnn")
+    with pytest.raises(ValueError, match=r"fid_real must be <= 4000 with feature='mnist-cnn' on "
+                                         r"mnist-digits"):
+        lsgan_digits.LSGANConfig(dataset="mnist-digits", feature="mnist-cnn", fid_real=4001)

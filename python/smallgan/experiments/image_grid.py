@@ -1,0 +1,400 @@
+"""The digit image table: GAN vs Small-GAN vs large-batch GAN over seeds, on Stacked MNIST or MNIST-5k.
+
+Runs ``smallgan train stacked-mnist`` or ``smallgan train mnist``
+(:mod:`smallgan.experiments.stacked_mnist`, :mod:`smallgan.experiments.mnist`)
+once per variant and seed, one after the other in one process.  The
+variants (:data:`VARIANTS`) are the rows of issue 14's tables:
+
+- ``GAN-64``: random batches of 64;
+- ``Small-GAN-64``: core-set batches of 64, prior factor 4, target factor 8,
+  target core-set on the raw pixels randomly projected (``--embedding raw``);
+- ``Small-GAN-64-cnn``: the same on the classifier's features, projected
+  (``--embedding mnist-cnn``; the ablation of what the target core-set sees);
+- ``GAN-256``: random batches of 256 (is Small-GAN at 64 as good as GAN at 256?).
+
+Every other setting is the experiment's default or a flag given to the grid
+(``--steps``, ``--eval-every``, ``--ngf``, ``--ndf``, ``--lr-g``, ...), the
+same for every run.  Written to ``OUT`` and rewritten after every run, so a
+long grid can be read while it runs:
+
+- ``<variant>/seed<S>/``: each run's directory (``result.json``,
+  ``metrics.csv`` with one row per evaluation, checkpoints, samples);
+- ``runs.csv``: one row per run (final metrics, D's size, seconds);
+- ``summary.csv``: per variant, mean and sample std over seeds of every metric;
+- ``paired.csv``: per variant and metric, the difference to ``GAN-64`` of
+  the same seed (same initial weights, same evaluation noise), mean and std;
+- ``curves.csv`` / ``curves.png``: every run's metrics at every evaluation;
+  the figure has one panel per metric (modes for Stacked MNIST, KL,
+  FD[mnist-cnn], precision, recall, coverage) against steps, one line per
+  variant: the mean over seeds with a min-max band.
+
+With ``--resume`` finished runs with the same settings are read back, not
+rerun, and unfinished ones continue from their checkpoints.
+
+Example
+-------
+``smallgan train image-grid --experiment stacked-mnist --seeds 3 --out runs/stacked-grid``
+"""
+from __future__ import annotations
+
+import argparse
+import csv
+import dataclasses
+import sys
+import time
+from pathlib import Path
+from typing import Any, Callable, Dict, List, Optional, Sequence, Union
+
+from smallgan.atomic import atomic_write
+from smallgan.experiments.grid import finished_runs, mean_curve, mean_std, write_csv, write_curves
+
+__all__ = ["VARIANTS", "EXPERIMENTS", "METRICS", "BASELINE", "plan_grid", "run_grid", "summarize", "paired",
+           "collect_curves", "plot_curves", "format_table", "add_arguments", "run_from_args"]
+
+#: Variant name -> the config fields it sets (everything else is shared).
+VARIANTS: Dict[str, Dict[str, Any]] = {
+    "GAN-64": {"sampling": "random", "batch_size": 64},
+    "Small-GAN-64": {"sampling": "coreset", "batch_size": 64, "prior_factor": 4,
+                     "target_factor": 8, "embedding": "raw"},
+    "Small-GAN-64-cnn": {"sampling": "coreset", "batch_size": 64, "prior_factor": 4,
+                         "target_factor": 8, "embedding": "mnist-cnn"},
+    "GAN-256": {"sampling": "random", "batch_size": 256},
+}
+#: What paired.csv subtracts.
+BASELINE = "GAN-64"
+#: The experiments a grid can run (``smallgan train`` sub-command -> module).
+EXPERIMENTS = {"stacked-mnist": "smallgan.experiments.stacked_mnist",
+               "mnist": "smallgan.experiments.mnist"}
+#: Metrics of runs.csv, summary.csv and paired.csv (keys of the evaluation's result).
+METRICS = ("modes", "kl", "fd_mnist_cnn", "cs_mnist_cnn", "precision", "recall", "density",
+           "coverage")
+# Settings each variant decides: not grid flags.
+_PER_RUN = ("sampling", "batch_size", "prior_factor", "target_factor", "embedding", "seed",
+            "coreset_prior", "coreset_target")
+
+
+def _module(experiment: str) -> Any:
+    import importlib
+
+    if experiment not in EXPERIMENTS:
+        raise ValueError(f"experiment must be one of {sorted(EXPERIMENTS)}, got {experiment!r}")
+    return importlib.import_module(EXPERIMENTS[experiment])
+
+
+def _config_class(experiment: str) -> type:
+    mod = _module(experiment)
+    return mod.StackedMNISTConfig if experiment == "stacked-mnist" else mod.MNISTConfig
+
+
+def _run_dir(out: Path, variant: str, seed: int) -> Path:
+    return out / variant / f"seed{seed}"
+
+
+def _run_row(variant: str, result: Dict[str, Any]) -> Dict[str, Any]:
+    cfg, m = result["config"], result["metrics"]
+    row: Dict[str, Any] = {"variant": variant, "label": result["label"],
+                           "sampling": cfg["sampling"], "batch_size": cfg["batch_size"],
+                           "embedding": cfg["embedding"] if cfg["sampling"] == "coreset" else "",
+                           "seed": cfg["seed"], "steps": result["steps"]}
+    row.update({k: m.get(k, "") for k in METRICS})
+    row.update({"n_fake": m.get("fd_n_fake", ""), "n_real": m.get("fd_n_real", ""),
+                "d_parameters": result.get("d_parameters", ""), "wall_s": result["wall_s"]})
+    return row
+
+
+def summarize(rows: Sequence[Dict[str, Any]]) -> List[Dict[str, Any]]:
+    """Mean and sample std over seeds of every metric, per variant.
+
+    ``rows`` are runs.csv rows (``variant``, ``seed``, ``steps``, the
+    :data:`METRICS`); variants come in :data:`VARIANTS` order, unknown ones
+    after.  Runs without an evaluation (empty metrics) are left out of the
+    means; ``n_seeds`` counts the runs that have them.
+    """
+    order = {v: i for i, v in enumerate(VARIANTS)}
+    groups: Dict[str, List[Dict[str, Any]]] = {}
+    for r in rows:
+        groups.setdefault(r["variant"], []).append(r)
+    out = []
+    for variant in sorted(groups, key=lambda v: (order.get(v, len(order)), v)):
+        rs = [r for r in groups[variant] if r.get(METRICS[0], "") != ""]
+        if not rs:
+            continue
+        row: Dict[str, Any] = {"variant": variant, "n_seeds": len(rs),
+                               "seeds": " ".join(str(r["seed"]) for r in rs),
+                               "steps": rs[0]["steps"]}
+        for k in METRICS:
+            row[f"{k}_mean"], row[f"{k}_std"] = mean_std([float(r[k]) for r in rs])
+        out.append(row)
+    return out
+
+
+def paired(rows: Sequence[Dict[str, Any]], baseline: str = BASELINE) -> List[Dict[str, Any]]:
+    """Per variant and metric: ``variant - baseline`` on the seeds that have both runs.
+
+    Rows ``variant, metric, n_pairs, diff_mean, diff_std`` (sample std of
+    the per-seed differences; 0 for one pair), variants in :data:`VARIANTS`
+    order; none for the baseline itself or a variant without a shared seed.
+    """
+    by = {(r["variant"], r["seed"]): r for r in rows if r.get(METRICS[0], "") != ""}
+    order = {v: i for i, v in enumerate(VARIANTS)}
+    variants = sorted({v for v, _ in by if v != baseline}, key=lambda v: (order.get(v, 99), v))
+    out = []
+    for variant in variants:
+        seeds = sorted(s for v, s in by if v == variant and (baseline, s) in by)
+        if not seeds:
+            continue
+        for k in METRICS:
+            diffs = [float(by[(variant, s)][k]) - float(by[(baseline, s)][k]) for s in seeds]
+            mean, std = mean_std(diffs)
+            out.append({"variant": variant, "baseline": baseline, "metric": k,
+                        "n_pairs": len(diffs), "seeds": " ".join(map(str, seeds)),
+                        "diff_mean": mean, "diff_std": std})
+    return out
+
+
+def collect_curves(runs: Sequence[tuple]) -> List[Dict[str, Any]]:
+    """One row per (run, evaluation) from each run's ``metrics.csv``.
+
+    ``runs`` holds ``(variant, seed, run_dir)``; runs without a
+    ``metrics.csv`` (no evaluation yet) give no rows.
+    """
+    rows: List[Dict[str, Any]] = []
+    for variant, seed, run_dir in runs:
+        path = Path(run_dir) / "metrics.csv"
+        if not path.exists():
+            continue
+        with open(path, newline="") as f:
+            for m in csv.DictReader(f):
+                row: Dict[str, Any] = {"variant": variant, "seed": int(seed),
+                                       "step": int(m["step"])}
+                row.update({k: float(m[k]) for k in METRICS if m.get(k, "") != ""})
+                rows.append(row)
+    return rows
+
+
+_PANELS = (("modes", "modes covered"), ("kl", "KL(modes || uniform)"),
+           ("fd_mnist_cnn", "FD[mnist-cnn] (not an FID)"), ("precision", "precision"),
+           ("recall", "recall"), ("coverage", "coverage"))
+
+
+def plot_curves(rows: Sequence[Dict[str, Any]], path: Union[str, Path], *,
+                modes: bool = True, title: str = "") -> Path:
+    """The learning-curve figure of the module docstring, written atomically.
+
+    ``modes=False`` leaves out the modes panel (MNIST's 10 are all covered
+    by any generator that is not collapsed).
+    """
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    panels = [p for p in _PANELS if modes or p[0] != "modes"]
+    order = {v: i for i, v in enumerate(VARIANTS)}
+    variants = sorted({r["variant"] for r in rows}, key=lambda v: (order.get(v, 99), v))
+    colours = dict(zip(VARIANTS, ("tab:blue", "tab:orange", "tab:green", "tab:purple")))
+    cols = 3
+    n_rows = -(-len(panels) // cols)
+    fig, axes = plt.subplots(n_rows, cols, figsize=(4.2 * cols, 3.2 * n_rows), squeeze=False)
+    for ax in axes.flat[len(panels):]:
+        ax.set_axis_off()
+    for ax, (key, label) in zip(axes.flat, panels):
+        for variant in variants:
+            curve = mean_curve([r for r in rows if r["variant"] == variant and key in r],
+                               "step", key)
+            if not curve:
+                continue
+            xs, ys, lo, hi, n = curve
+            colour = colours.get(variant)
+            ax.plot(xs, ys, "-o", ms=2.5, color=colour, lw=1.4,
+                    label=f"{variant} ({n} seed{'s' if n > 1 else ''})")
+            if n > 1:
+                ax.fill_between(xs, lo, hi, color=colour, alpha=0.15, lw=0)
+        ax.set_title(label, fontsize=9)
+        ax.set_xlabel("generator steps", fontsize=8)
+        ax.grid(alpha=0.3)
+    axes.flat[0].legend(fontsize=7)
+    if title:
+        fig.suptitle(title, fontsize=10)
+    fig.tight_layout()
+    atomic_write(Path(path), lambda f: fig.savefig(f, format="png", dpi=110))
+    plt.close(fig)
+    return Path(path)
+
+
+def format_table(rows: Sequence[Dict[str, Any]]) -> str:
+    """Plain-text table of :func:`summarize`'s rows (mean +- std over seeds)."""
+    cols = [("modes", "modes", "{:.1f}"), ("kl", "KL", "{:.3f}"),
+            ("fd_mnist_cnn", "FD[mnist-cnn]", "{:.2f}"), ("cs_mnist_cnn", "CS[mnist-cnn]", "{:.2f}"),
+            ("precision", "P", "{:.3f}"), ("recall", "R", "{:.3f}"), ("density", "D", "{:.3f}"),
+            ("coverage", "C", "{:.3f}")]
+    head = f"{'variant':<17} {'seeds':>5}  " + "  ".join(f"{name:>17}" for _, name, _ in cols)
+    lines = [head, "-" * len(head)]
+    for r in rows:
+        cells = [f"{fmt.format(r[k + '_mean'])} +- {fmt.format(r[k + '_std'])}"
+                 for k, _, fmt in cols]
+        lines.append(f"{r['variant']:<17} {r['n_seeds']:>5}  "
+                     + "  ".join(f"{c:>17}" for c in cells))
+    return "\n".join(lines)
+
+
+def plan_grid(experiment: str, out: Union[str, Path], *,
+              variants: Sequence[str] = tuple(VARIANTS), seeds: Sequence[int] = (0, 1, 2),
+              settings: Optional[Dict[str, Any]] = None) -> List[tuple]:
+    """The grid's runs, ``(variant, seed, config, run_dir)``, seeds outermost
+    (a grid stopped early has every variant for its first seeds).  Builds,
+    and so checks, every config; touches no file.  Arguments as :func:`run_grid`."""
+    cls = _config_class(experiment)
+    settings = dict(settings or {})
+    if not variants or not seeds:
+        raise ValueError("variants and seeds must each name at least one value")
+    bad = [v for v in variants if v not in VARIANTS]
+    if bad:
+        raise ValueError(f"variants must be among {list(VARIANTS)}, got {bad}")
+    if len(set(variants)) != len(variants) or len(set(seeds)) != len(seeds):
+        raise ValueError(f"variants and seeds must not repeat, got {list(variants)} and "
+                         f"{list(seeds)}")
+    fixed = sorted(set(settings) & set(_PER_RUN))
+    if fixed:
+        raise ValueError(f"settings may not set {fixed}: each variant and seed sets them")
+    return [(v, seed, cls(**{**settings, **VARIANTS[v], "seed": seed}),
+             _run_dir(Path(out), v, seed)) for seed in seeds for v in variants]
+
+
+def run_grid(experiment: str, out: Union[str, Path], *, variants: Sequence[str] = tuple(VARIANTS),
+             seeds: Sequence[int] = (0, 1, 2), settings: Optional[Dict[str, Any]] = None,
+             resume: bool = False, tensorboard: bool = True,
+             echo: Callable[[str], Any] = print) -> List[Dict[str, Any]]:
+    """Run every (seed, variant) and write the CSVs and the figure.
+
+    Parameters
+    ----------
+    experiment : {"stacked-mnist", "mnist"}
+    out : path
+        Grid directory.
+    variants : sequence of str
+        Names from :data:`VARIANTS`.
+    seeds : sequence of int
+        Training seeds.
+    settings : dict, optional
+        Config fields shared by every run (``steps``, ``ngf``, ...); the
+        fields a variant sets (and ``seed``) are refused.
+    resume : bool
+        Read back finished runs (same config), continue unfinished ones.
+        Without it, an existing run directory is an error.
+    tensorboard : bool
+    echo : callable
+        Receives one line per finished run.
+
+    Returns
+    -------
+    list of dict
+        runs.csv's rows, in run order.
+
+    Every config is built (and so checked) and every existing run directory
+    is checked before the first run starts.
+    """
+    from smallgan.experiments.digit_gan import format_result
+
+    mod = _module(experiment)
+    out = Path(out)
+    runs = plan_grid(experiment, out, variants=variants, seeds=seeds, settings=settings)
+    dirs = {id(cfg): run_dir for _, _, cfg, run_dir in runs}
+    finished = finished_runs([cfg for _, _, cfg, _ in runs], lambda c: dirs[id(c)], resume)
+    out.mkdir(parents=True, exist_ok=True)
+    rows: List[Dict[str, Any]] = []
+    done: List[tuple] = []
+    data = "Stacked MNIST-5k (1,000 modes)" if experiment == "stacked-mnist" else "MNIST-5k"
+    for variant, seed, cfg, run_dir in runs:
+        title = (f"{data}: mean over seeds, min-max band; {cfg.fid_fake} generated vs "
+                 f"{cfg.fid_real} real images, mnist-cnn features, PRDC k={cfg.nearest_k}")
+        result = finished.get(run_dir) or mod.run(cfg, run_dir, resume=resume,
+                                                   tensorboard=tensorboard)
+        rows.append(_run_row(variant, result))
+        done.append((variant, seed, run_dir))
+        echo(f"{variant:<17} seed {seed}: {format_result(result)}")
+        write_csv(rows, out / "runs.csv")
+        summary = summarize(rows)
+        if summary:
+            write_csv(summary, out / "summary.csv")
+        diffs = paired(rows)
+        if diffs:
+            write_csv(diffs, out / "paired.csv")
+        curves = collect_curves(done)
+        if curves:
+            write_curves(curves, out / "curves",
+                         lambda r, p: plot_curves(r, p, modes=experiment == "stacked-mnist",
+                                                  title=title),
+                         ("variant", "seed"))
+    return rows
+
+
+# ---------------------------------------------------------------------- CLI
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """Arguments of ``smallgan train image-grid``."""
+    from smallgan.experiments.digit_gan import DigitGANConfig, add_digit_arguments
+
+    parser.add_argument("--experiment", choices=tuple(EXPERIMENTS), required=True,
+                        help="Stacked MNIST (1,000 modes) or MNIST-5k (10 modes)")
+    parser.add_argument("--variants", nargs="+", choices=tuple(VARIANTS), default=list(VARIANTS),
+                        help="rows to run (default: all, %(default)s)")
+    parser.add_argument("--seeds", type=int, default=3,
+                        help="number of seeds, first-seed .. first-seed+N-1 (default %(default)s)")
+    parser.add_argument("--first-seed", dest="first_seed", type=int, default=0,
+                        help="default %(default)s")
+    parser.add_argument("--eval-every", dest="fid_every", type=int, default=None,
+                        help="steps between evaluations, same as --fid-every (default: the "
+                             "experiment's)")
+    parser.add_argument("--n-train", dest="n_train", type=int, default=None,
+                        help="stacked-mnist only: stacked training images (default 128000)")
+    add_digit_arguments(parser, DigitGANConfig, "seed of the data draws", skip=_PER_RUN,
+                        default_note="the experiment's")
+
+
+def run_from_args(args: argparse.Namespace) -> int:
+    """Entry point of ``smallgan train image-grid``."""
+    from smallgan.training.trainer import ResumeError, TrainingInterrupted
+
+    grid_only = {"experiment", "variants", "seeds", "first_seed", "out", "resume", "progress",
+                 "tensorboard", "func", "command"}
+    try:
+        if args.seeds < 1:
+            raise ValueError(f"--seeds must be >= 1, got {args.seeds}")
+        if args.first_seed < 0:
+            raise ValueError(f"--first-seed must be >= 0, got {args.first_seed}")
+        if args.experiment != "stacked-mnist" and args.n_train is not None:
+            raise ValueError(f"--n-train applies to --experiment stacked-mnist only, "
+                             f"not {args.experiment}")
+        names = {f.name for f in dataclasses.fields(_config_class(args.experiment))}
+        settings = {k: v for k, v in vars(args).items()
+                    if k not in grid_only and k in names and v is not None}
+        seeds = list(range(args.first_seed, args.first_seed + args.seeds))
+        # every run's config, before the first run starts
+        plan_grid(args.experiment, args.out, variants=args.variants, seeds=seeds,
+                  settings=settings)
+    except (ValueError, TypeError) as exc:
+        print(f"smallgan train image-grid: {exc}", file=sys.stderr)
+        return 2
+    # only mistakes in the options (above) and a --resume that does not
+    # match the finished runs are one-line errors with exit 2; a ValueError
+    # raised while training (NaN samples, a bug) keeps its traceback
+    t0 = time.perf_counter()
+    try:
+        rows = run_grid(args.experiment, args.out, variants=args.variants, seeds=seeds,
+                        settings=settings, resume=args.resume, tensorboard=args.tensorboard)
+    except ResumeError as exc:
+        print(f"smallgan train image-grid: {exc}", file=sys.stderr)
+        return 2
+    except TrainingInterrupted as exc:
+        print(f"{exc}; continue the grid with --resume", file=sys.stderr)
+        return 130
+    summary = summarize(rows)
+    print()
+    if summary:
+        print(format_table(summary))
+    print(f"\n{len(rows)} runs ({args.experiment}), seeds {seeds}, "
+          f"{time.perf_counter() - t0:.0f} s; results in {args.out}/summary.csv, "
+          f"paired.csv, curves.png")
+    return 0

@@ -1,0 +1,164 @@
+"""``smallgan train image-grid``: a tiny grid end to end, --resume, and its statistics by hand."""
+from __future__ import annotations
+
+import csv
+import json
+import math
+import shutil
+from pathlib import Path
+
+import pytest
+
+from smallgan.cli import main
+from smallgan.experiments.image_grid import METRICS, paired, plan_grid, plot_curves, summarize
+from smallgan.metrics.classifier import torch_threads
+
+
+@pytest.fixture(autouse=True)
+def one_torch_thread():
+    with torch_threads(1):  # see test_metrics_classifier.py
+        yield
+
+
+def read(path: Path):
+    with open(path, newline="") as f:
+        return list(csv.DictReader(f))
+
+
+def grid_args(out: Path, cache: Path, *more: str):
+    return ["train", "image-grid", "--experiment", "stacked-mnist", "--variants", "GAN-64",
+            "Small-GAN-64", "--steps", "2", "--eval-every", "1", "--n-train", "600",
+            "--fid-fake", "100", "--fid-real", "100", "--projection-dim", "8", "--ngf", "8",
+            "--ndf", "8", "--prefetch", "0", "--threads", "1", "--cache-dir", str(cache),
+            "--no-tensorboard", "--out", str(out), *more]
+
+
+def test_grid_runs_writes_tables_and_resumes(mnist_classifier, tmp_path, capsys) -> None:
+    _, session_cache = mnist_classifier
+    cache = tmp_path / "cache"
+    cache.mkdir()
+    for f in session_cache.glob("mnist-cnn.*.pt"):
+        shutil.copy(f, cache / f.name)
+    out = tmp_path / "grid"
+    assert main(grid_args(out, cache, "--seeds", "2")) == 0
+    printed = capsys.readouterr().out
+    assert "GAN-64" in printed and "Small-GAN-64" in printed and "summary.csv" in printed
+
+    runs = read(out / "runs.csv")
+    assert [(r["variant"], r["seed"]) for r in runs] == [
+        ("GAN-64", "0"), ("Small-GAN-64", "0"), ("GAN-64", "1"), ("Small-GAN-64", "1")]
+    assert [(r["sampling"], r["batch_size"], r["embedding"]) for r in runs[:2]] == [
+        ("random", "64", ""), ("coreset", "64", "raw")]
+    for r in runs:  # every run: its own folder, the grid's shared settings, its variant's
+        cfg = json.loads((out / r["variant"] / f"seed{r['seed']}" / "result.json").read_text())
+        assert cfg["config"]["ngf"] == 8 and cfg["config"]["steps"] == 2
+        assert cfg["config"]["seed"] == int(r["seed"])
+        assert float(r["modes"]) == cfg["metrics"]["modes"] and r["n_fake"] == "100.0"
+
+    # summary.csv and paired.csv against a computation from runs.csv
+    summary = {r["variant"]: r for r in read(out / "summary.csv")}
+    assert set(summary) == {"GAN-64", "Small-GAN-64"}
+    for variant, row in summary.items():
+        vals = [float(r["fd_mnist_cnn"]) for r in runs if r["variant"] == variant]
+        mean = (vals[0] + vals[1]) / 2
+        assert row["n_seeds"] == "2" and float(row["fd_mnist_cnn_mean"]) == pytest.approx(mean)
+        assert float(row["fd_mnist_cnn_std"]) == pytest.approx(abs(vals[0] - vals[1]) / math.sqrt(2))
+    diffs = {r["metric"]: r for r in read(out / "paired.csv")}
+    assert set(diffs) == set(METRICS)
+    d = [float(runs[i + 1]["kl"]) - float(runs[i]["kl"]) for i in (0, 2)]
+    assert float(diffs["kl"]["diff_mean"]) == pytest.approx((d[0] + d[1]) / 2)
+    assert diffs["kl"]["variant"] == "Small-GAN-64" and diffs["kl"]["n_pairs"] == "2"
+
+    # curves: every evaluation of every run (steps 1 and 2), read from metrics.csv
+    curves = read(out / "curves.csv")
+    assert sorted((c["variant"], c["seed"], c["step"]) for c in curves) == sorted(
+        (v, s, st) for v in ("GAN-64", "Small-GAN-64") for s in "01" for st in "12")
+    last = next(c for c in curves if (c["variant"], c["seed"], c["step"]) == ("GAN-64", "1", "2"))
+    assert float(last["coverage"]) == pytest.approx(float(runs[2]["coverage"]))
+    assert (out / "curves.png").stat().st_size > 10_000
+
+    # --resume: finished runs are read back, not rerun; a third seed runs
+    stamps = {p: p.stat().st_mtime_ns for p in out.glob("*/seed*/result.json")}
+    assert len(stamps) == 4
+    assert main(grid_args(out, cache, "--seeds", "3", "--resume")) == 0
+    assert {p: p.stat().st_mtime_ns for p in stamps} == stamps
+    runs3 = read(out / "runs.csv")
+    assert runs3[:4] == runs and [r["seed"] for r in runs3[4:]] == ["2", "2"]
+    assert read(out / "summary.csv")[0]["n_seeds"] == "3"
+    capsys.readouterr()
+
+    # without --resume, or with other settings: refused before any run
+    assert main(grid_args(out, cache, "--seeds", "2")) == 2
+    assert "already exists: pass resume=True (--resume)" in capsys.readouterr().err
+    assert main(grid_args(out, cache, "--seeds", "2", "--resume", "--ndf", "4")) == 2
+    assert "holds a run with other settings" in capsys.readouterr().err
+    assert {p: p.stat().st_mtime_ns for p in stamps} == stamps
+
+
+def _rows():
+    """A synthetic runs list: GAN-64 on seeds 0-2, Small-GAN-64 on 0 and 1,
+    GAN-256 on seed 5 only (no pair); metric m of run (v, s) is base + k."""
+    base = {("GAN-64", 0): 10.0, ("GAN-64", 1): 12.0, ("GAN-64", 2): 17.0,
+            ("Small-GAN-64", 0): 11.0, ("Small-GAN-64", 1): 16.0, ("GAN-256", 5): 3.0}
+    rows = []
+    for (v, s), b in base.items():
+        row = {"variant": v, "seed": s, "steps": 100}
+        row.update({m: b + k for k, m in enumerate(METRICS)})
+        rows.append(row)
+    rows.append({"variant": "Small-GAN-64-cnn", "seed": 0, "steps": 100,
+                 **{m: "" for m in METRICS}})  # a run without an evaluation
+    return rows
+
+
+def test_summary_and_paired_by_hand() -> None:
+    rows = _rows()
+    summary = summarize(rows[::-1])  # input order does not matter
+    assert [r["variant"] for r in summary] == ["GAN-64", "Small-GAN-64", "GAN-256"]
+    g64, sg, g256 = summary
+    # GAN-64: 10, 12, 17 -> mean 13, sample var (9 + 1 + 16) / 2 = 13
+    assert (g64["n_seeds"], g64["seeds"]) == (3, "2 1 0")
+    assert g64["modes_mean"] == pytest.approx(13.0) and g64["modes_std"] == pytest.approx(math.sqrt(13))
+    assert g64["kl_mean"] == pytest.approx(14.0) and g64["kl_std"] == pytest.approx(math.sqrt(13))
+    # Small-GAN-64: 11, 16 -> mean 13.5, std 5 / sqrt 2; one seed -> std 0
+    assert sg["coverage_mean"] == pytest.approx(13.5 + 7)
+    assert sg["coverage_std"] == pytest.approx(5 / math.sqrt(2))
+    assert (g256["n_seeds"], g256["fd_mnist_cnn_mean"], g256["fd_mnist_cnn_std"]) == (1, 5.0, 0.0)
+
+    diffs = paired(rows)
+    # only Small-GAN-64 shares seeds with GAN-64: 11 - 10 = 1 and 16 - 12 = 4
+    assert {d["variant"] for d in diffs} == {"Small-GAN-64"}
+    assert [d["metric"] for d in diffs] == list(METRICS)
+    for d in diffs:
+        assert (d["n_pairs"], d["seeds"], d["baseline"]) == (2, "0 1", "GAN-64")
+        assert d["diff_mean"] == pytest.approx(2.5)
+        assert d["diff_std"] == pytest.approx(3 / math.sqrt(2))
+
+
+def test_curves_figure_without_modes_panel(tmp_path) -> None:
+    rows = [{"variant": v, "seed": s, "step": st, **{m: float(st + s) for m in METRICS}}
+            for v in ("GAN-64", "GAN-256") for s in (0, 1) for st in (100, 200)]
+    path = plot_curves(rows, tmp_path / "c.png", modes=False, title="MNIST-5k")
+    assert path.stat().st_size > 10_000
+
+
+def test_bad_options(tmp_path, capsys) -> None:
+    out = tmp_path / "g"
+    assert main(["train", "image-grid", "--experiment", "mnist", "--n-train", "5",
+                 "--out", str(out)]) == 2
+    assert "--n-train applies to --experiment stacked-mnist only, not mnist" in capsys.readouterr().err
+    assert main(["train", "image-grid", "--experiment", "mnist", "--seeds", "0",
+                 "--out", str(out)]) == 2
+    assert "--seeds must be >= 1, got 0" in capsys.readouterr().err
+    assert main(["train", "image-grid", "--experiment", "mnist", "--ndf", "0",
+                 "--out", str(out)]) == 2
+    assert "ndf must be >= 1, got 0" in capsys.readouterr().err
+    with pytest.raises(SystemExit):  # each variant sets the sampling: no such flag
+        main(["train", "image-grid", "--experiment", "mnist", "--sampling", "random",
+              "--out", str(out)])
+    assert not out.exists()
+    with pytest.raises(ValueError, match=r"settings may not set \['batch_size'\]"):
+        plan_grid("mnist", out, settings={"batch_size": 32})
+    with pytest.raises(ValueError, match=r"variants must be among .* got \['GAN-32'\]"):
+        plan_grid("mnist", out, variants=["GAN-32"])
+    with pytest.raises(ValueError, match="experiment must be one of"):
+        plan_grid("cifar10", out)
