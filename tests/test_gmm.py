@@ -272,6 +272,23 @@ def test_gmm_table_means_paired_differences_and_steps_against_the_run_files(tmp_
     assert len(want) == 2
     assert float(at8["GAN"]["high_quality_pct_mean"]) == pytest.approx(np.mean(want))
     assert not (tmp_path / "t8-samples.png").exists()  # only final samples are kept
+    # a run that logged no KL along the way (it predates KL): the mean is the
+    # other seed's value, and the table says it rests on 1 of 2 runs
+    log = tmp_path / "g" / "m4" / "random" / "seed1" / "metrics.csv"
+    with open(log) as f:
+        logged = list(csv.DictReader(f))
+    with open(log, "w", newline="") as f:
+        w = csv.DictWriter(f, fieldnames=[k for k in logged[0] if not k.startswith("kl_")])
+        w.writeheader()
+        w.writerows({k: v for k, v in r.items() if not k.startswith("kl_")} for r in logged)
+    assert cli.main(["train", "gmm-table", str(tmp_path / "g"), "--at", "8",
+                     "--out", str(tmp_path / "t8")]) == 0
+    with open(tmp_path / "g" / "m4" / "random" / "seed0" / "metrics.csv") as f:
+        kl0 = next(float(r["kl_uniform"]) for r in csv.DictReader(f) if r["step"] == "8")
+    gan_line = next(l for l in (tmp_path / "t8.md").read_text().splitlines() if "| GAN |" in l)
+    assert f"| {kl0:.3f} ± 0.000 (1 of 2) |" in gan_line
+    sg_line = next(l for l in (tmp_path / "t8.md").read_text().splitlines() if "| Small-GAN |" in l)
+    assert "(1 of 2)" in sg_line.split("|")[-3]  # Δ KL: one pair has both values
     capsys.readouterr()
     # a step nobody was evaluated at, and a missing directory: one line, exit 2
     assert cli.main(["train", "gmm-table", str(tmp_path / "g"), "--at", "6",

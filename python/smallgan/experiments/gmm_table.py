@@ -157,22 +157,28 @@ def tabulate(records: Sequence[Dict[str, Any]]) -> List[Dict[str, Any]]:
                                "step": rs[0]["step"]}
         for k in _METRICS:
             row[f"{k}_mean"], row[f"{k}_std"] = _stats([r[k] for r in rs])
+            # runs evaluated before KL was logged have no KL at earlier steps
+            row[f"{k}_n"] = sum(not math.isnan(r[k]) for r in rs)
         timed = [r["s_per_step"] for r in rs if not math.isnan(r["s_per_step"])]
         row["s_per_step_median"] = statistics.median(timed) if timed else math.nan
         pairs = [(r, gan[(m, r["seed"])]) for r in rs if (m, r["seed"]) in gan] if method != "GAN" else []
         row["n_pairs"] = len(pairs)
         for k in _PAIRED:
-            row[f"diff_{k}_mean"], row[f"diff_{k}_std"] = (
-                _stats([a[k] - b[k] for a, b in pairs]) if pairs else (math.nan, math.nan))
+            d = [a[k] - b[k] for a, b in pairs]
+            row[f"diff_{k}_mean"], row[f"diff_{k}_std"] = _stats(d) if pairs else (math.nan, math.nan)
+            row[f"diff_{k}_n"] = sum(not math.isnan(x) for x in d)
         row.update(paper_columns(m, method))
         rows.append(row)
     return rows
 
 
-def _pm(mean: float, std: float, digits: int = 1) -> str:
+def _pm(mean: float, std: float, digits: int = 1, n: Optional[int] = None,
+        of: Optional[int] = None) -> str:
+    """``mean ± std``; ``n/a`` without values; ``(n of N)`` when only ``n`` of ``of`` runs had one."""
     if math.isnan(mean):
         return "n/a"
-    return f"{mean:.{digits}f} ± {std:.{digits}f}"
+    text = f"{mean:.{digits}f} ± {std:.{digits}f}"
+    return text if n is None or of is None or n >= of else f"{text} ({n} of {of})"
 
 
 def format_markdown(rows: Sequence[Dict[str, Any]]) -> str:
@@ -187,8 +193,8 @@ def format_markdown(rows: Sequence[Dict[str, Any]]) -> str:
         def diff(k: str, digits: int = 1) -> str:
             if not r["n_pairs"]:
                 return ""
-            return ("+" if r[f"diff_{k}_mean"] >= 0 else "") + _pm(r[f"diff_{k}_mean"],
-                                                                   r[f"diff_{k}_std"], digits)
+            return ("+" if r[f"diff_{k}_mean"] >= 0 else "") + _pm(
+                r[f"diff_{k}_mean"], r[f"diff_{k}_std"], digits, r[f"diff_{k}_n"], r["n_pairs"])
 
         ms = r["s_per_step_median"] * 1e3
         lines.append(
@@ -197,7 +203,7 @@ def format_markdown(rows: Sequence[Dict[str, Any]]) -> str:
             f"| {_pm(r['high_quality_pct_mean'], r['high_quality_pct_std'])} "
             f"| {paper('paper_high_quality_pct')} "
             f"| {_pm(r['recovered_hq_pct_mean'], r['recovered_hq_pct_std'])} "
-            f"| {_pm(r['kl_uniform_mean'], r['kl_uniform_std'], 3)} "
+            f"| {_pm(r['kl_uniform_mean'], r['kl_uniform_std'], 3, r['kl_uniform_n'], r['n_seeds'])} "
             f"| {diff('recovered_pct')} | {diff('high_quality_pct')} | {diff('kl_uniform', 3)} "
             f"| {'' if math.isnan(ms) else f'{ms:.2f}'} |")
     return "\n".join(lines)
