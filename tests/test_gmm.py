@@ -308,3 +308,23 @@ def test_curves_average_over_seeds_only_where_every_seed_has_reached_the_step():
     assert mean_curve(rows, "seconds", "hq") == ([2.0], [15.0], [10.0], [20.0], 2)
     assert mean_curve(rows[:2], "step", "hq") == ([5, 10], [10.0, 30.0], [10.0, 30.0], [10.0, 30.0], 1)
     assert mean_curve([], "step", "hq") is None
+
+
+@pytest.mark.parametrize("sampling", ["random", "coreset"])
+def test_a_shorter_run_is_the_first_part_of_a_longer_one(tmp_path, sampling):
+    # The ablations run half the main grid's steps and are paired with the main
+    # grid's evaluation at that step: this holds only if nothing in a run
+    # (sample plots, checkpoints, log spacing, all scheduled by `steps`)
+    # changes its trajectory.
+    import csv
+
+    logs = []
+    for steps in (24, 48):
+        cfg = GMMConfig(**dict(TINY, steps=steps, eval_every=8, sampling=sampling))
+        run(cfg, tmp_path / f"s{steps}", tensorboard=False)
+        with open(tmp_path / f"s{steps}" / "metrics.csv") as f:
+            logs.append({r["step"]: r for r in csv.DictReader(f)})
+    short, long = logs
+    assert sorted(short, key=int) == ["8", "16", "24"]
+    for step, row in short.items():
+        assert row == long[step]
