@@ -38,3 +38,17 @@ def mnist_classifier(tmp_path_factory):
     net = load_mnist_classifier(cache_dir=cache, train=False)
     net.cli_output = out.getvalue()  # for the CLI test
     return net, cache
+
+
+@pytest.fixture
+def classifier_cache(mnist_classifier, tmp_path):
+    """A fresh cache folder holding the session's classifier (nothing is
+    trained; runs write their embeddings here, not in the session's folder)."""
+    import shutil
+
+    _, session_cache = mnist_classifier
+    folder = tmp_path / "classifier-cache"
+    folder.mkdir()
+    for f in session_cache.glob("mnist-cnn.*.pt"):
+        shutil.copy(f, folder / f.name)
+    return folder

@@ -4,7 +4,6 @@ from __future__ import annotations
 import csv
 import json
 import math
-import shutil
 from pathlib import Path
 
 import pytest
@@ -33,12 +32,8 @@ def grid_args(out: Path, cache: Path, *more: str):
             "--no-tensorboard", "--out", str(out), *more]
 
 
-def test_grid_runs_writes_tables_and_resumes(mnist_classifier, tmp_path, capsys) -> None:
-    _, session_cache = mnist_classifier
-    cache = tmp_path / "cache"
-    cache.mkdir()
-    for f in session_cache.glob("mnist-cnn.*.pt"):
-        shutil.copy(f, cache / f.name)
+def test_grid_runs_writes_tables_and_resumes(classifier_cache, tmp_path, capsys) -> None:
+    cache = classifier_cache
     out = tmp_path / "grid"
     assert main(grid_args(out, cache, "--seeds", "2")) == 0
     printed = capsys.readouterr().out

@@ -285,19 +285,9 @@ def test_embeddings_from_smallgan_embed_cache(tmp_path: Path) -> None:
 # --------------------------------------------- the classifier's features as core-set embeddings
 
 
-def _session_classifier_cache(mnist_classifier, folder: Path) -> Path:
-    """A fresh cache folder holding the session's classifier (no training)."""
-    import shutil
-
-    _, session_cache = mnist_classifier
-    folder.mkdir(parents=True)
-    for f in session_cache.glob("mnist-cnn.*.pt"):
-        shutil.copy(f, folder / f.name)
-    return folder
-
-
 @pytest.mark.parametrize("channels", [1, 3])
-def test_mnist_cnn_embedding_is_classifier_features_projected(mnist_classifier, tmp_path: Path,
+def test_mnist_cnn_embedding_is_classifier_features_projected(mnist_classifier, classifier_cache,
+                                                              tmp_path: Path,
                                                               channels: int) -> None:
     # reference: every channel through the plain (unfused) classifier, the
     # channels' 128-d features side by side, times the seeded JL matrix, in float64
@@ -307,7 +297,7 @@ def test_mnist_cnn_embedding_is_classifier_features_projected(mnist_classifier, 
     from smallgan.projection import projection_matrix
 
     net, _ = mnist_classifier
-    cache = _session_classifier_cache(mnist_classifier, tmp_path / "cache")
+    cache = classifier_cache
     base = (MlxtendMNIST() if channels == 1 else StackedMNIST(50, seed=4, split="test"))
     images = GANImages(base, limit=7)
     emb, name = real_embeddings(images, "mnist-cnn", 16, seed=3, cache_dir=cache,
@@ -355,12 +345,12 @@ def test_mnist_cnn_embedding_refused_for_other_images(tmp_path: Path) -> None:
 # ------------------------------------ lsgan-digits scored by the classifier, with D's size
 
 
-def test_lsgan_mnist_cnn_metrics_and_sizes(mnist_classifier, tmp_path: Path, capsys) -> None:
+def test_lsgan_mnist_cnn_metrics_and_sizes(classifier_cache, tmp_path: Path, capsys) -> None:
     import csv
 
     from smallgan.models.lsgan import make_discriminator
 
-    cache = _session_classifier_cache(mnist_classifier, tmp_path / "cache")
+    cache = classifier_cache
     names = ["original", "inception-8"]
     args = ["train", "lsgan-digits", "--dataset", "mnist-digits", "--feature", "mnist-cnn",
             "--discriminators", *names, "--steps", "1", "--batch-size", "4", "--ngf", "4",
@@ -392,9 +382,9 @@ def test_lsgan_mnist_cnn_metrics_and_sizes(mnist_classifier, tmp_path: Path, cap
         assert "modes " in line and "/10" in line
 
 
-def test_lsgan_mnist_cnn_on_idx_files_and_refusals(mnist_classifier, tmp_path: Path) -> None:
+def test_lsgan_mnist_cnn_on_idx_files_and_refusals(classifier_cache, tmp_path: Path) -> None:
     root = write_mnist(tmp_path / "mnist")  # 40 training images
-    cache = _session_classifier_cache(mnist_classifier, tmp_path / "cache")
+    cache = classifier_cache
     kw = dict(TINY, feature="mnist-cnn", fid_fake=20, fid_real=20, fid_every=1, steps=1)
     cfg = lsgan_digits.LSGANConfig(dataset="mnist", root=str(root), ngf=4, g_steps=1,
                                    discriminator="inception-8", cache_dir=str(cache), **kw)

@@ -3,8 +3,6 @@ from __future__ import annotations
 
 import json
 import math
-import shutil
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -21,20 +19,10 @@ def one_torch_thread():
         yield
 
 
-def classifier_cache(mnist_classifier, folder: Path) -> Path:
-    """A fresh cache folder with the session's classifier in it (runs write
-    embeddings there; nothing is trained)."""
-    _, session_cache = mnist_classifier
-    folder.mkdir(parents=True)
-    for f in session_cache.glob("mnist-cnn.*.pt"):
-        shutil.copy(f, folder / f.name)
-    return folder
-
-
 @pytest.mark.parametrize("sampling, embedding", [("random", "raw"), ("coreset", "raw"),
                                                  ("coreset", "mnist-cnn")])
-def test_cli_trains_and_reports(mnist_classifier, tmp_path, capsys, sampling, embedding) -> None:
-    cache = classifier_cache(mnist_classifier, tmp_path / "cache")
+def test_cli_trains_and_reports(classifier_cache, tmp_path, capsys, sampling, embedding) -> None:
+    cache = classifier_cache
     out = tmp_path / "run"
     code = main(["train", "mnist", "--sampling", sampling, "--embedding", embedding,
                  "--steps", "2", "--batch-size", "8", "--fid-fake", "200", "--fid-real", "100",

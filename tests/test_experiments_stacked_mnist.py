@@ -6,7 +6,6 @@ import math
 
 import numpy as np
 import pytest
-import torch
 
 from smallgan.cli import main
 from smallgan.data.stacked_mnist import StackedMNIST
@@ -22,14 +21,8 @@ def one_torch_thread():
 
 
 @pytest.mark.parametrize("sampling", ["random", "coreset"])
-def test_cli_trains_and_reports_modes(mnist_classifier, tmp_path, capsys, sampling) -> None:
-    import shutil
-
-    _, session_cache = mnist_classifier
-    cache = tmp_path / "cache"  # the run writes embeddings here: keep the session's folder clean
-    cache.mkdir()
-    for f in session_cache.glob("mnist-cnn.*.pt"):
-        shutil.copy(f, cache / f.name)  # the session's classifier: no training here
+def test_cli_trains_and_reports_modes(classifier_cache, tmp_path, capsys, sampling) -> None:
+    cache = classifier_cache
     out = tmp_path / sampling
     code = main(["train", "stacked-mnist", "--sampling", sampling, "--steps", "2",
                  "--batch-size", "8", "--n-train", "300", "--fid-fake", "300", "--fid-real", "300",
