@@ -403,3 +403,73 @@ def test_lsgan_mnist_cnn_on_idx_files_and_refusals(classifier_cache, tmp_path: P
     with pytest.raises(ValueError, match=r"fid_real must be <= 4000 with feature='mnist-cnn' on "
                                          r"mnist-digits"):
         lsgan_digits.LSGANConfig(dataset="mnist-digits", feature="mnist-cnn", fid_real=4001)
+
+
+# ------------------------------------ the compact-discriminator study over seeds
+
+
+def test_lsgan_study_over_seeds_summary_and_resume(classifier_cache, tmp_path: Path,
+                                                   capsys) -> None:
+    import csv
+    import statistics
+
+    names = ["original", "inception-8"]
+    out = tmp_path / "study"
+    args = ["train", "lsgan-digits", "--dataset", "mnist-digits", "--feature", "mnist-cnn",
+            "--discriminators", *names, "--seeds", "2", "--first-seed", "3", "--steps", "1",
+            "--batch-size", "4", "--ngf", "4", "--g-steps", "1", "--fid-every", "1",
+            "--fid-fake", "60", "--fid-real", "60", "--threads", "1", "--prefetch", "0",
+            "--projection-dim", "8", "--sampling", "random", "--cache-dir",
+            str(classifier_cache), "--device", "cpu", "--no-progress", "--no-tensorboard",
+            "--out", str(out)]
+    assert main(args) == 0
+    results = {(n, s): json.loads((out / n / f"seed{s}" / "result.json").read_text())
+               for n in names for s in (3, 4)}
+    assert {r["config"]["seed"] for r in results.values()} == {3, 4}
+    with open(out / "summary.csv", newline="") as f:
+        summary = {r["discriminator"]: r for r in csv.DictReader(f)}
+    assert list(summary) == names
+    for n in names:
+        row = summary[n]
+        assert row["n_seeds"] == "2" and row["seeds"] == "3 4"
+        assert float(row["gas_reported_mb"]) == lsgan_digits.GAS_REPORTED_MB[n]
+        for key in ("fd_mnist_cnn", "cs_mnist_cnn", "modes", "coverage"):
+            vals = [results[(n, s)]["metrics"][key] for s in (3, 4)]
+            assert float(row[f"{key}_mean"]) == pytest.approx(statistics.mean(vals))
+            assert float(row[f"{key}_std"]) == pytest.approx(statistics.stdev(vals))
+    md = (out / "summary.md").read_text()
+    ratio = results[("original", 3)]["d_parameters"] / results[("inception-8", 3)]["d_parameters"]
+    assert f"| inception-8 | 2 |" in md and f"{ratio:.2f}" in md
+    assert f"{777 / 361:.2f}" in md  # GAS's own ratio for inception-8
+    assert (out / "sizes.png").is_file() and (out / "comparison.png").is_file()
+    assert "summary.md" in capsys.readouterr().out
+    # --resume reads the finished runs back (no retraining: result.json unchanged)
+    before = {k: (out / k[0] / f"seed{k[1]}" / "result.json").stat().st_mtime_ns for k in results}
+    assert main(args + ["--resume"]) == 0
+    after = {k: (out / k[0] / f"seed{k[1]}" / "result.json").stat().st_mtime_ns for k in results}
+    assert before == after
+    # without --resume an existing study is refused before any work
+    assert main(args) == 2
+    assert "already exists" in capsys.readouterr().err
+
+
+def test_lsgan_seeds_refusals(tmp_path: Path, capsys) -> None:
+    base = ["train", "lsgan-digits", "--out", str(tmp_path / "x")]
+    assert main(base + ["--seeds", "2"]) == 2
+    assert "--seeds needs --discriminators" in capsys.readouterr().err
+    assert main(base + ["--discriminators", "all", "--seeds", "0"]) == 2
+    assert "--seeds must be a positive integer, got 0" in capsys.readouterr().err
+    assert not (tmp_path / "x").exists()
+
+
+def test_lsgan_format_summary_ratios() -> None:
+    # hand-made rows: the ratios and the mean +- std cells are formatted from them
+    rows = [{"discriminator": "original", "n_seeds": 3, "d_parameters": 1000, "d_param_mb": 0.004,
+             "gas_reported_mb": 777, "fd_mnist_cnn_mean": 10.0, "fd_mnist_cnn_std": 1.5},
+            {"discriminator": "inception-32", "n_seeds": 3, "d_parameters": 250,
+             "d_param_mb": 0.001, "gas_reported_mb": 489, "fd_mnist_cnn_mean": 12.25,
+             "fd_mnist_cnn_std": 0.5}]
+    md = lsgan_digits.format_summary(rows).splitlines()
+    assert md[0].count("|") == 9 and "FD[mnist-cnn]" in md[0]
+    assert md[2] == "| original | 3 | 1,000 | 0.004 | 1.00 | 777 | 1.00 | 10.0 +- 1.5 |"
+    assert md[3] == "| inception-32 | 3 | 250 | 0.001 | 4.00 | 489 | 1.59 | 12.2 +- 0.5 |"

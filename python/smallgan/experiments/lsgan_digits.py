@@ -33,11 +33,22 @@ discriminators"; only ``sampling`` differs between GAN and Small-GAN):
 ``OUT/<name>`` and writes ``OUT/comparison.png`` (loss curves and final
 sample grids side by side, with each discriminator's size) and
 ``OUT/comparison.csv`` (one row per discriminator: its size and every
-metric of its run).
+metric of its run).  With ``--seeds N`` every discriminator is trained with
+seeds ``--first-seed`` .. ``+N-1`` into ``OUT/<name>/seed<S>`` (seeds
+outermost, so a study stopped early has every discriminator for its first
+seeds), ``comparison.csv`` has one row per run, and ``summary.csv`` /
+``summary.md`` give, per discriminator, its size beside the GAS study's
+reported MB (:data:`GAS_REPORTED_MB`) and the mean +- sample std over seeds of
+every metric; ``sizes.png`` plots FD, CS and modes against D's parameter
+count.  With ``--resume`` finished runs with the same settings are read
+back, unfinished ones continue from their checkpoints.
 
 Example
 -------
 ``smallgan train lsgan-digits --discriminators all --out runs/lsgan``
+
+``smallgan train lsgan-digits --dataset mnist-digits --feature mnist-cnn --discriminators all
+--seeds 3 --sampling random --out runs/lsgan-study``
 """
 from __future__ import annotations
 
@@ -52,8 +63,8 @@ from smallgan.atomic import atomic_write
 from smallgan.experiments.image_gan import (ImageGANConfig, add_common_arguments,
                                             config_from_args, format_result, run_image_gan)
 
-__all__ = ["LSGANConfig", "run", "compare", "comparison_rows", "model_sizes", "add_arguments",
-           "run_from_args", "PRDC_K"]
+__all__ = ["LSGANConfig", "run", "compare", "comparison_rows", "summarize", "format_summary",
+           "model_sizes", "add_arguments", "run_from_args", "PRDC_K", "GAS_REPORTED_MB"]
 
 DATASETS = ("digits", "mnist-digits", "mnist")
 #: k of precision/recall/density/coverage with ``feature="mnist-cnn"`` (Naeem et al.'s 5).
@@ -62,6 +73,14 @@ PRDC_K = 5
 # building the CLI parser does not import torch (a test keeps them equal).
 DISCRIMINATOR_NAMES = ("original", "ds-inception", "inception-32", "inception-16",
                        "inception-8", "ds-inception-dense")
+#: The sizes in MB the GAS study reports for its discriminators (REFERENCES.md;
+#: probably GPU memory in use rather than parameters: not comparable to ours
+#: in absolute terms, only in ratio).
+GAS_REPORTED_MB = {"original": 777, "ds-inception": 199, "inception-32": 489,
+                   "inception-16": 393, "inception-8": 361, "ds-inception-dense": 297}
+#: Metrics averaged over seeds by :func:`summarize` (those a run has).
+SUMMARY_METRICS = ("modes", "kl", "fd_mnist_cnn", "cs_mnist_cnn", "precision", "recall",
+                   "density", "coverage", "fid", "fd_random_conv")
 
 
 @dataclass
@@ -192,19 +211,48 @@ def model_sizes(config: LSGANConfig) -> Dict[str, Any]:
 
 
 def compare(config: LSGANConfig, out_dir: Union[str, Path], discriminators: Sequence[str],
-            **kw: Any) -> List[Dict[str, Any]]:
-    """One run per discriminator, ``comparison.csv`` (:func:`comparison_rows`,
-    rewritten after every run), then ``comparison.png`` (curves and samples)."""
+            seeds: Optional[Sequence[int]] = None, **kw: Any) -> List[Dict[str, Any]]:
+    """One run per discriminator (and seed), ``comparison.csv``
+    (:func:`comparison_rows`, rewritten after every run), then
+    ``comparison.png`` (curves and samples of the first seed).
+
+    Without ``seeds`` each run trains ``config.seed`` into ``OUT/<name>``;
+    with ``seeds`` each discriminator trains every seed into
+    ``OUT/<name>/seed<S>`` and ``summary.csv``, ``summary.md`` and
+    ``sizes.png`` (:func:`summarize`) are rewritten after every run too.
+    Every config and existing run directory is checked before the first run.
+    """
     import dataclasses
 
-    from smallgan.experiments.grid import write_csv
+    from smallgan.experiments.grid import finished_runs, write_csv
 
     out = Path(out_dir)
+    if seeds is None:
+        plan = [(dataclasses.replace(config, discriminator=n), out / n) for n in discriminators]
+    else:
+        seeds = list(seeds)
+        if not seeds or len(set(seeds)) != len(seeds):
+            raise ValueError(f"seeds must be distinct and at least one, got {seeds}")
+        plan = [(dataclasses.replace(config, discriminator=n, seed=s), out / n / f"seed{s}")
+                for s in seeds for n in discriminators]
+    dirs = {id(cfg): d for cfg, d in plan}
+    finished = finished_runs([cfg for cfg, _ in plan], lambda c: dirs[id(c)],
+                             kw.get("resume", False))
     results = []
-    for name in discriminators:
-        results.append(run(dataclasses.replace(config, discriminator=name), out / name, **kw))
-        write_csv(comparison_rows(results), out / "comparison.csv")
-    _comparison_figure(results, out, out / "comparison.png")
+    for cfg, run_dir in plan:
+        result = finished.get(run_dir) or run(cfg, run_dir, **kw)
+        result["run_dir"] = str(run_dir)
+        results.append(result)
+        rows = comparison_rows(results)
+        write_csv(rows, out / "comparison.csv")
+        if seeds is not None:
+            summary = summarize(rows)
+            write_csv(summary, out / "summary.csv")
+            text = format_summary(summary) + "\n"
+            atomic_write(out / "summary.md", lambda f: f.write(text), text=True)
+            _sizes_figure(summary, out / "sizes.png")
+    first = [r for r in results if r["config"]["seed"] == results[0]["config"]["seed"]]
+    _comparison_figure(first, out / "comparison.png")
     return results
 
 
@@ -217,7 +265,99 @@ def comparison_rows(results: Sequence[Dict[str, Any]]) -> List[Dict[str, Any]]:
              **r["metrics"], "wall_s": r["wall_s"]} for r in results]
 
 
-def _comparison_figure(results: List[Dict[str, Any]], out: Path, path: Path) -> None:
+def summarize(rows: Sequence[Dict[str, Any]]) -> List[Dict[str, Any]]:
+    """Per discriminator (first-appearance order): ``n_seeds``, ``seeds``, its
+    sizes, ``gas_reported_mb``, and ``<metric>_mean`` / ``<metric>_std`` (sample
+    std over seeds, 0 for one seed) of every :data:`SUMMARY_METRICS` entry the
+    runs have; ``rows`` are :func:`comparison_rows` (or comparison.csv) rows."""
+    from smallgan.experiments.grid import mean_std
+
+    groups: Dict[str, List[Dict[str, Any]]] = {}
+    for r in rows:
+        groups.setdefault(r["discriminator"], []).append(r)
+    out = []
+    for name, rs in groups.items():
+        row: Dict[str, Any] = {"discriminator": name, "label": rs[0]["label"],
+                               "n_seeds": len(rs), "seeds": " ".join(str(r["seed"]) for r in rs),
+                               "steps": rs[0]["steps"]}
+        for k in ("d_parameters", "d_param_mb", "d_activation_mb", "g_parameters"):
+            row[k] = rs[0][k]
+        row["gas_reported_mb"] = GAS_REPORTED_MB.get(name, "")
+        for k in SUMMARY_METRICS:
+            vals = [r.get(k, "") for r in rs]
+            if all(v not in ("", None) for v in vals):
+                row[f"{k}_mean"], row[f"{k}_std"] = mean_std([float(v) for v in vals])
+        out.append(row)
+    return out
+
+
+def format_summary(rows: Sequence[Dict[str, Any]]) -> str:
+    """A markdown table of :func:`summarize`'s rows: D's parameters, MB and
+    size relative to ``original`` (ours and the GAS study's), then every
+    metric as mean +- std over seeds."""
+    cols = [("modes", "modes /10", "{:.1f}"), ("kl", "KL", "{:.3f}"),
+            ("fd_mnist_cnn", "FD[mnist-cnn]", "{:.1f}"), ("cs_mnist_cnn", "CS[mnist-cnn]", "{:.2f}"),
+            ("precision", "precision", "{:.3f}"), ("recall", "recall", "{:.3f}"),
+            ("density", "density", "{:.3f}"), ("coverage", "coverage", "{:.3f}"),
+            ("fid", "FID", "{:.1f}"), ("fd_random_conv", "FD[random-conv]", "{:.1f}")]
+    cols = [c for c in cols if any(f"{c[0]}_mean" in r for r in rows)]
+    base = next((r for r in rows if r["discriminator"] == "original"), None)
+    head = ["D", "seeds", "D params", "D MB (params)", "x smaller", "GAS MB", "GAS x smaller"]
+    head += [name for _, name, _ in cols]
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for r in rows:
+        ours = f"{base['d_parameters'] / r['d_parameters']:.2f}" if base else ""
+        gas = r["gas_reported_mb"]
+        gas_x = (f"{GAS_REPORTED_MB['original'] / gas:.2f}" if gas not in ("", None) else "")
+        cells = [r["discriminator"], str(r["n_seeds"]), f"{int(r['d_parameters']):,}",
+                 f"{float(r['d_param_mb']):.3f}", ours, str(gas), gas_x]
+        for k, _, fmt in cols:
+            if f"{k}_mean" in r:
+                cells.append(f"{fmt.format(r[k + '_mean'])} +- {fmt.format(r[k + '_std'])}")
+            else:
+                cells.append("")
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def _sizes_figure(rows: Sequence[Dict[str, Any]], path: Path) -> None:
+    """FD[mnist-cnn] (or the run's Fréchet distance), CS and modes against
+    D's parameter count, mean +- std over seeds, one labelled point per D."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    panels = [(k, name) for k, name in (("fd_mnist_cnn", "FD[mnist-cnn] (lower is better)"),
+                                        ("fid", "FID (lower is better)"),
+                                        ("fd_random_conv", "FD[random-conv] (lower is better)"),
+                                        ("cs_mnist_cnn", "CS[mnist-cnn] (higher is better)"),
+                                        ("modes", "digit modes covered (of 10)"),
+                                        ("coverage", "coverage (higher is better)"))
+              if any(f"{k}_mean" in r for r in rows)]
+    if not panels:
+        return
+    fig, axes = plt.subplots(1, len(panels), figsize=(4.2 * len(panels), 3.6), squeeze=False)
+    for ax, (k, name) in zip(axes[0], panels):
+        for r in rows:
+            if f"{k}_mean" not in r:
+                continue
+            x = float(r["d_parameters"])
+            ax.errorbar([x], [r[f"{k}_mean"]], yerr=[r[f"{k}_std"]], fmt="o", capsize=3)
+            ax.annotate(r["discriminator"], (x, r[f"{k}_mean"]), fontsize=7,
+                        xytext=(4, 4), textcoords="offset points")
+        ax.set_xscale("log")
+        ax.set_xlabel("D parameters")
+        ax.set_title(name, fontsize=9)
+    n = max(int(r["n_seeds"]) for r in rows)
+    fig.suptitle(f"{rows[0]['label']} LSGAN, compact discriminators: mean +- std over "
+                 f"up to {n} seeds", fontsize=10)
+    fig.tight_layout()
+    atomic_write(path, lambda f: fig.savefig(f, format="png", dpi=100))
+    plt.close(fig)
+
+
+def _comparison_figure(results: List[Dict[str, Any]], path: Path) -> None:
     import matplotlib
 
     matplotlib.use("Agg")
@@ -225,7 +365,7 @@ def _comparison_figure(results: List[Dict[str, Any]], out: Path, path: Path) -> 
 
     fig, axes = plt.subplots(len(results), 2, figsize=(9, 2.6 * len(results)), squeeze=False)
     for row, r in zip(axes, results):
-        run_dir = out / r["discriminator"]
+        run_dir = Path(r["run_dir"])
         steps, dl, gl = [], [], []
         with open(run_dir / "log.csv", newline="") as f:
             for rec in csv.DictReader(f):
@@ -258,6 +398,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="one discriminator (default original)")
     parser.add_argument("--discriminators", nargs="+", default=None,
                         help="several (or 'all'): one run each plus comparison.png")
+    parser.add_argument("--seeds", type=int, default=None,
+                        help="with --discriminators: train each with N seeds (--first-seed "
+                             "..), into OUT/<name>/seed<S>, plus summary.csv/.md and sizes.png")
+    parser.add_argument("--first-seed", dest="first_seed", type=int, default=0,
+                        help="first of --seeds (default 0)")
     parser.add_argument("--g-steps", dest="g_steps", type=int, default=None,
                         help="G updates per iteration (default 4)")
     parser.add_argument("--ngf", type=int, default=None, help="generator width (default 64)")
@@ -296,14 +441,23 @@ def run_from_args(args: argparse.Namespace) -> int:
 
     def make_config() -> LSGANConfig:
         names.append(_discriminator_names(args))
+        if args.seeds is not None:
+            if not names[0]:
+                raise ValueError("--seeds needs --discriminators (one or several, or 'all')")
+            if args.seeds < 1:
+                raise ValueError(f"--seeds must be a positive integer, got {args.seeds}")
         return config_from_args(LSGANConfig, args)
 
     def train(config: LSGANConfig):
         if names[0]:
-            return compare(config, args.out, names[0], **kw)
+            seeds = (None if args.seeds is None
+                     else range(args.first_seed, args.first_seed + args.seeds))
+            return compare(config, args.out, names[0], seeds=seeds, **kw)
         return [run(config, args.out, **kw)]
 
     code = run_command("lsgan-digits", args.out, make_config, train, _show)
     if code == 0 and names and names[0]:
         print(f"comparison: {Path(args.out) / 'comparison.png'}")
+        if args.seeds is not None:
+            print(f"summary: {Path(args.out) / 'summary.md'}, {Path(args.out) / 'sizes.png'}")
     return code
