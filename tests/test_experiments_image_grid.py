@@ -63,6 +63,8 @@ def test_grid_runs_writes_tables_and_resumes(classifier_cache, tmp_path, capsys)
     d = [float(runs[i + 1]["kl"]) - float(runs[i]["kl"]) for i in (0, 2)]
     assert float(diffs["kl"]["diff_mean"]) == pytest.approx((d[0] + d[1]) / 2)
     assert diffs["kl"]["variant"] == "Small-GAN-64" and diffs["kl"]["n_pairs"] == "2"
+    table = (out / "table.md").read_text()
+    assert "| Small-GAN-64 | 2 | 2 |" in table and "Paired difference to GAN-64" in table
 
     # curves: every evaluation of every run (steps 1 and 2), read from metrics.csv
     curves = read(out / "curves.csv")
@@ -127,6 +129,27 @@ def test_summary_and_paired_by_hand() -> None:
         assert (d["n_pairs"], d["seeds"], d["baseline"]) == (2, "0 1", "GAN-64")
         assert d["diff_mean"] == pytest.approx(2.5)
         assert d["diff_std"] == pytest.approx(3 / math.sqrt(2))
+        assert (d["n_positive"], d["n_negative"]) == (2, 0)
+
+
+def test_markdown_table_by_hand() -> None:
+    from smallgan.experiments.image_grid import format_markdown
+
+    summary = [{"variant": "GAN-64", "n_seeds": 3, "steps": 2000, "fd_mnist_cnn_mean": 55.0,
+                "fd_mnist_cnn_std": 1.25, "coverage_mean": 0.4, "coverage_std": 0.01},
+               {"variant": "GAN-256", "n_seeds": 3, "steps": 2000, "fd_mnist_cnn_mean": 47.5,
+                "fd_mnist_cnn_std": 2.0, "coverage_mean": 0.5, "coverage_std": 0.02}]
+    # GAN-256 - GAN-64 per seed: FD -8, -7, +1 (lower is better: 2 of 3 better);
+    # coverage +0.1, +0.1, -0.05 (higher is better: 2 of 3)
+    diffs = [{"variant": "GAN-256", "metric": "fd_mnist_cnn", "n_pairs": 3, "diff_mean": -14 / 3,
+              "diff_std": 4.93, "n_positive": 1, "n_negative": 2},
+             {"variant": "GAN-256", "metric": "coverage", "n_pairs": 3, "diff_mean": 0.05,
+              "diff_std": 0.0866, "n_positive": 2, "n_negative": 1}]
+    lines = format_markdown(summary, diffs).splitlines()
+    assert lines[0] == "| variant | seeds | steps | FD[mnist-cnn] | coverage |"
+    assert lines[2] == "| GAN-64 | 3 | 2000 | 55.0 ± 1.2 | 0.400 ± 0.010 |"
+    assert lines[3] == "| GAN-256 | 3 | 2000 | 47.5 ± 2.0 | 0.500 ± 0.020 |"
+    assert lines[-1] == "| GAN-256 | 3 | -4.7 ± 4.9 (2/3) | +0.050 ± 0.087 (2/3) |"
 
 
 def test_curves_figure_without_modes_panel(tmp_path) -> None:

@@ -23,6 +23,8 @@ long grid can be read while it runs:
 - ``summary.csv``: per variant, mean and sample std over seeds of every metric;
 - ``paired.csv``: per variant and metric, the difference to ``GAN-64`` of
   the same seed (same initial weights, same evaluation noise), mean and std;
+- ``table.md``: both as markdown tables (:func:`format_markdown`), with the
+  number of seeds in which each variant is better than ``GAN-64``;
 - ``curves.csv`` / ``curves.png``: every run's metrics at every evaluation;
   the figure has one panel per metric (modes for Stacked MNIST, KL,
   FD[mnist-cnn], precision, recall, coverage) against steps, one line per
@@ -49,7 +51,7 @@ from smallgan.atomic import atomic_write
 from smallgan.experiments.grid import finished_runs, mean_curve, mean_std, write_csv, write_curves
 
 __all__ = ["VARIANTS", "EXPERIMENTS", "METRICS", "BASELINE", "plan_grid", "run_grid", "summarize", "paired",
-           "collect_curves", "plot_curves", "format_table", "add_arguments", "run_from_args"]
+           "collect_curves", "plot_curves", "format_table", "format_markdown", "add_arguments", "run_from_args"]
 
 #: Variant name -> the config fields it sets (everything else is shared).
 VARIANTS: Dict[str, Dict[str, Any]] = {
@@ -131,8 +133,9 @@ def summarize(rows: Sequence[Dict[str, Any]]) -> List[Dict[str, Any]]:
 def paired(rows: Sequence[Dict[str, Any]], baseline: str = BASELINE) -> List[Dict[str, Any]]:
     """Per variant and metric: ``variant - baseline`` on the seeds that have both runs.
 
-    Rows ``variant, metric, n_pairs, diff_mean, diff_std`` (sample std of
-    the per-seed differences; 0 for one pair), variants in :data:`VARIANTS`
+    Rows ``variant, metric, n_pairs, seeds, diff_mean, diff_std`` (sample std
+    of the per-seed differences; 0 for one pair), ``n_positive`` /
+    ``n_negative`` (pairs with a difference above / below 0), variants in :data:`VARIANTS`
     order; none for the baseline itself or a variant without a shared seed.
     """
     by = {(r["variant"], r["seed"]): r for r in rows if r.get(METRICS[0], "") != ""}
@@ -148,8 +151,56 @@ def paired(rows: Sequence[Dict[str, Any]], baseline: str = BASELINE) -> List[Dic
             mean, std = mean_std(diffs)
             out.append({"variant": variant, "baseline": baseline, "metric": k,
                         "n_pairs": len(diffs), "seeds": " ".join(map(str, seeds)),
-                        "diff_mean": mean, "diff_std": std})
+                        "diff_mean": mean, "diff_std": std,
+                        "n_positive": sum(d > 0 for d in diffs),
+                        "n_negative": sum(d < 0 for d in diffs)})
     return out
+
+
+#: Columns of :func:`format_markdown`: metric, header, format, whether higher is better.
+_MD_COLS = (("modes", "modes", "{:.1f}", True), ("kl", "KL", "{:.3f}", False),
+            ("fd_mnist_cnn", "FD[mnist-cnn]", "{:.1f}", False),
+            ("cs_mnist_cnn", "CS[mnist-cnn]", "{:.2f}", True),
+            ("precision", "precision", "{:.3f}", True), ("recall", "recall", "{:.3f}", True),
+            ("density", "density", "{:.3f}", True), ("coverage", "coverage", "{:.3f}", True))
+
+
+def format_markdown(summary: Sequence[Dict[str, Any]], diffs: Sequence[Dict[str, Any]],
+                    baseline: str = BASELINE) -> str:
+    """Markdown tables of a grid: :func:`summarize`'s rows (mean +- std over
+    seeds), then :func:`paired`'s differences to ``baseline`` (mean +- std
+    over seeds, and in how many seeds the variant is better: larger where
+    higher is better, smaller for KL and FD)."""
+    cols = [c for c in _MD_COLS if any(f"{c[0]}_mean" in r for r in summary)]
+    head = ["variant", "seeds", "steps"] + [name for _, name, _, _ in cols]
+    lines = ["| " + " | ".join(head) + " |", "|---|" + "---:|" * (len(head) - 1)]
+    for r in summary:
+        cells = [r["variant"], str(r["n_seeds"]), str(r["steps"])]
+        cells += [f"{fmt.format(float(r[k + '_mean']))} ± {fmt.format(float(r[k + '_std']))}"
+                  for k, _, fmt, _ in cols]
+        lines.append("| " + " | ".join(cells) + " |")
+    by = {(d["variant"], d["metric"]): d for d in diffs}
+    variants = list(dict.fromkeys(d["variant"] for d in diffs))
+    if variants:
+        lines += ["", f"Paired difference to {baseline} of the same seed (mean ± std over "
+                      f"pairs; in brackets, the pairs where the variant is better):", ""]
+        head = ["variant", "pairs"] + [f"Δ {name}" for _, name, _, _ in cols]
+        lines += ["| " + " | ".join(head) + " |", "|---|" + "---:|" * (len(head) - 1)]
+        for v in variants:
+            first = by[(v, cols[0][0])] if cols else None
+            cells = [v, str(first["n_pairs"]) if first else ""]
+            for k, _, fmt, higher in cols:
+                d = by.get((v, k))
+                if d is None:
+                    cells.append("")
+                    continue
+                n = int(d["n_pairs"])
+                better = int(d["n_positive"] if higher else d["n_negative"])
+                sign = fmt.format(float(d["diff_mean"]))
+                sign = sign if sign.startswith("-") else "+" + sign
+                cells.append(f"{sign} ± {fmt.format(float(d['diff_std']))} ({better}/{n})")
+            lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines)
 
 
 def collect_curves(runs: Sequence[tuple]) -> List[Dict[str, Any]]:
@@ -320,6 +371,9 @@ def run_grid(experiment: str, out: Union[str, Path], *, variants: Sequence[str] 
         diffs = paired(rows)
         if diffs:
             write_csv(diffs, out / "paired.csv")
+        if summary:
+            text = format_markdown(summary, diffs) + "\n"
+            atomic_write(out / "table.md", lambda f: f.write(text), text=True)
         curves = collect_curves(done)
         if curves:
             write_curves(curves, out / "curves",
