@@ -187,8 +187,7 @@ def format_markdown(summary: Sequence[Dict[str, Any]], diffs: Sequence[Dict[str,
         head = ["variant", "pairs"] + [f"Δ {name}" for _, name, _, _ in cols]
         lines += ["| " + " | ".join(head) + " |", "|---|" + "---:|" * (len(head) - 1)]
         for v in variants:
-            first = by[(v, cols[0][0])] if cols else None
-            cells = [v, str(first["n_pairs"]) if first else ""]
+            cells = [v, str(next(d["n_pairs"] for d in diffs if d["variant"] == v))]
             for k, _, fmt, higher in cols:
                 d = by.get((v, k))
                 if d is None:
