@@ -91,6 +91,21 @@ def test_grid_runs_writes_tables_and_resumes(classifier_cache, tmp_path, capsys)
     assert "holds a run with other settings" in capsys.readouterr().err
     assert {p: p.stat().st_mtime_ns for p in stamps} == stamps
 
+    # --report: trains nothing, tables from the finished runs only, the missing ones listed
+    (out / "runs.csv").unlink()
+    report = grid_args(out, cache, "--seeds", "4", "--report")
+    report[report.index("Small-GAN-64") + 1:report.index("Small-GAN-64") + 1] = ["GAN-256"]
+    assert main(report) == 0
+    printed = capsys.readouterr().out
+    assert "GAN-256           seed 0: not finished, left out of the report" in printed
+    assert "Small-GAN-64      seed 3: not finished, left out of the report" in printed
+    assert not (out / "GAN-256").exists() and not (out / "GAN-64" / "seed3").exists()
+    assert {p: p.stat().st_mtime_ns for p in stamps} == stamps
+    assert read(out / "runs.csv") == runs3
+    assert main(grid_args(tmp_path / "empty", cache, "--report")) == 1
+    assert "no finished run of this grid" in capsys.readouterr().err
+    assert not (tmp_path / "empty").exists()
+
 
 def _rows():
     """A synthetic runs list: GAN-64 on seeds 0-2, Small-GAN-64 on 0 and 1,

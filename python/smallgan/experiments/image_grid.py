@@ -31,7 +31,11 @@ long grid can be read while it runs:
   variant: the mean over seeds with a min-max band.
 
 With ``--resume`` finished runs with the same settings are read back, not
-rerun, and unfinished ones continue from their checkpoints.
+rerun, and unfinished ones continue from their checkpoints.  ``--report``
+trains nothing: it reads back the finished runs of the grid it names, writes
+the tables and the figure from those alone (a grid still running in another
+process, or stopped at a session's end, reported as it stands) and lists the
+runs that are missing.
 
 Example
 -------
@@ -313,7 +317,7 @@ def plan_grid(experiment: str, out: Union[str, Path], *,
 
 def run_grid(experiment: str, out: Union[str, Path], *, variants: Sequence[str] = tuple(VARIANTS),
              seeds: Sequence[int] = (0, 1, 2), settings: Optional[Dict[str, Any]] = None,
-             resume: bool = False, tensorboard: bool = True,
+             resume: bool = False, tensorboard: bool = True, report: bool = False,
              echo: Callable[[str], Any] = print) -> List[Dict[str, Any]]:
     """Run every (seed, variant) and write the CSVs and the figure.
 
@@ -333,6 +337,11 @@ def run_grid(experiment: str, out: Union[str, Path], *, variants: Sequence[str] 
         Read back finished runs (same config), continue unfinished ones.
         Without it, an existing run directory is an error.
     tensorboard : bool
+    report : bool
+        Train nothing: read back the finished runs (same config; implies
+        ``resume``), skip the others (one line each to ``echo``) and write
+        the tables and the figure from the finished ones.  Writes nothing if
+        no run is finished.
     echo : callable
         Receives one line per finished run.
 
@@ -350,7 +359,15 @@ def run_grid(experiment: str, out: Union[str, Path], *, variants: Sequence[str] 
     out = Path(out)
     runs = plan_grid(experiment, out, variants=variants, seeds=seeds, settings=settings)
     dirs = {id(cfg): run_dir for _, _, cfg, run_dir in runs}
-    finished = finished_runs([cfg for _, _, cfg, _ in runs], lambda c: dirs[id(c)], resume)
+    finished = finished_runs([cfg for _, _, cfg, _ in runs], lambda c: dirs[id(c)],
+                             resume or report)
+    if report:
+        missing = [(v, seed) for v, seed, _, d in runs if d not in finished]
+        for v, seed in missing:
+            echo(f"{v:<17} seed {seed}: not finished, left out of the report")
+        runs = [r for r in runs if r[3] in finished]
+        if not runs:
+            return []
     out.mkdir(parents=True, exist_ok=True)
     rows: List[Dict[str, Any]] = []
     done: List[tuple] = []
@@ -400,6 +417,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--eval-every", dest="fid_every", type=int, default=None,
                         help="steps between evaluations, same as --fid-every (default: the "
                              "experiment's)")
+    parser.add_argument("--report", action="store_true",
+                        help="train nothing: write the tables and the figure from the runs "
+                             "already finished, list the missing ones")
     parser.add_argument("--n-train", dest="n_train", type=int, default=None,
                         help="stacked-mnist only: stacked training images (default 128000)")
     add_digit_arguments(parser, DigitGANConfig, "seed of the data draws", skip=_PER_RUN,
@@ -411,7 +431,7 @@ def run_from_args(args: argparse.Namespace) -> int:
     from smallgan.training.trainer import ResumeError, TrainingInterrupted
 
     grid_only = {"experiment", "variants", "seeds", "first_seed", "out", "resume", "progress",
-                 "tensorboard", "func", "command"}
+                 "tensorboard", "report", "func", "command"}
     try:
         if args.seeds < 1:
             raise ValueError(f"--seeds must be >= 1, got {args.seeds}")
@@ -436,13 +456,18 @@ def run_from_args(args: argparse.Namespace) -> int:
     t0 = time.perf_counter()
     try:
         rows = run_grid(args.experiment, args.out, variants=args.variants, seeds=seeds,
-                        settings=settings, resume=args.resume, tensorboard=args.tensorboard)
+                        settings=settings, resume=args.resume, tensorboard=args.tensorboard,
+                        report=args.report)
     except ResumeError as exc:
         print(f"smallgan train image-grid: {exc}", file=sys.stderr)
         return 2
     except TrainingInterrupted as exc:
         print(f"{exc}; continue the grid with --resume", file=sys.stderr)
         return 130
+    if args.report and not rows:
+        print(f"smallgan train image-grid: no finished run of this grid in {args.out}",
+              file=sys.stderr)
+        return 1
     summary = summarize(rows)
     print()
     if summary:
