@@ -9,7 +9,8 @@ from pathlib import Path
 import pytest
 
 from smallgan.cli import main
-from smallgan.experiments.image_grid import METRICS, paired, plan_grid, plot_curves, summarize
+from smallgan.experiments.image_grid import (METRICS, paired, plan_grid, plot_curves, plot_samples,
+                                             sample_grids, summarize)
 from smallgan.metrics.classifier import torch_threads
 
 
@@ -73,6 +74,7 @@ def test_grid_runs_writes_tables_and_resumes(classifier_cache, tmp_path, capsys)
     last = next(c for c in curves if (c["variant"], c["seed"], c["step"]) == ("GAN-64", "1", "2"))
     assert float(last["coverage"]) == pytest.approx(float(runs[2]["coverage"]))
     assert (out / "curves.png").stat().st_size > 10_000
+    assert (out / "samples.png").stat().st_size > 10_000
 
     # --resume: finished runs are read back, not rerun; a third seed runs
     stamps = {p: p.stat().st_mtime_ns for p in out.glob("*/seed*/result.json")}
@@ -195,3 +197,26 @@ def test_bad_options(tmp_path, capsys) -> None:
         plan_grid("mnist", out, variants=["GAN-32"])
     with pytest.raises(ValueError, match="experiment must be one of"):
         plan_grid("cifar10", out)
+
+
+def test_sample_figure_picks_each_variants_first_seed_with_a_grid(tmp_path) -> None:
+    import matplotlib.pyplot as plt
+
+    def run(variant, seed, steps):
+        d = tmp_path / variant / f"seed{seed}"
+        (d / "samples").mkdir(parents=True)
+        for step in steps:
+            plt.imsave(d / "samples" / f"step_{step:07d}.png", [[0.0, 1.0], [1.0, 0.0]])
+        return (variant, seed, d)
+
+    runs = [run("GAN-256", 0, [5, 10]), run("GAN-64", 1, [10, 20]), run("GAN-64", 0, []),
+            run("GAN-64", 2, [30]), run("Small-GAN-64", 0, [20, 100, 40])]
+    grids = sample_grids(runs)
+    assert list(grids) == ["GAN-64", "Small-GAN-64", "GAN-256"]  # VARIANTS order
+    assert grids["GAN-64"] == (1, tmp_path / "GAN-64" / "seed1" / "samples" / "step_0000020.png")
+    assert grids["Small-GAN-64"][1].name == "step_0000100.png"  # the last step, not the last file
+    assert grids["GAN-256"][1].name == "step_0000010.png"
+    out = plot_samples(runs, tmp_path / "samples.png", title="t")
+    assert out == tmp_path / "samples.png" and out.stat().st_size > 5_000
+    assert plot_samples([runs[2]], tmp_path / "none.png") is None
+    assert not (tmp_path / "none.png").exists()

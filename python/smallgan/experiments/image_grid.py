@@ -28,7 +28,9 @@ long grid can be read while it runs:
 - ``curves.csv`` / ``curves.png``: every run's metrics at every evaluation;
   the figure has one panel per metric (modes for Stacked MNIST, KL,
   FD[mnist-cnn], precision, recall, coverage) against steps, one line per
-  variant: the mean over seeds with a min-max band.
+  variant: the mean over seeds with a min-max band;
+- ``samples.png``: each variant's last fixed-noise sample grid, from its
+  first finished seed, side by side (:func:`plot_samples`).
 
 With ``--resume`` finished runs with the same settings are read back, not
 rerun, and unfinished ones continue from their checkpoints.  ``--report``
@@ -55,7 +57,8 @@ from smallgan.atomic import atomic_write
 from smallgan.experiments.grid import finished_runs, mean_curve, mean_std, write_csv, write_curves
 
 __all__ = ["VARIANTS", "EXPERIMENTS", "METRICS", "BASELINE", "plan_grid", "run_grid", "summarize", "paired",
-           "collect_curves", "plot_curves", "format_table", "format_markdown", "add_arguments", "run_from_args"]
+           "collect_curves", "plot_curves", "sample_grids", "plot_samples", "format_table",
+           "format_markdown", "add_arguments", "run_from_args"]
 
 #: Variant name -> the config fields it sets (everything else is shared).
 VARIANTS: Dict[str, Dict[str, Any]] = {
@@ -276,6 +279,57 @@ def plot_curves(rows: Sequence[Dict[str, Any]], path: Union[str, Path], *,
     return Path(path)
 
 
+def _last_samples(run_dir: Path) -> Optional[Path]:
+    """The sample grid of a run's last step (``samples/step_*.png``), or None."""
+    grids = sorted((Path(run_dir) / "samples").glob("step_*.png"))
+    return grids[-1] if grids else None
+
+
+def sample_grids(runs: Sequence[tuple]) -> Dict[str, tuple]:
+    """Variant -> ``(seed, path)`` of the last sample grid of its lowest seed that has one.
+
+    ``runs`` holds ``(variant, seed, run_dir)``; variants in :data:`VARIANTS`
+    order, runs without a grid left out.
+    """
+    order = {v: i for i, v in enumerate(VARIANTS)}
+    first: Dict[str, tuple] = {}
+    for variant, seed, run_dir in sorted(runs, key=lambda r: (order.get(r[0], 99), r[1])):
+        grid = _last_samples(run_dir)
+        if grid is not None and variant not in first:
+            first[variant] = (seed, grid)
+    return first
+
+
+def plot_samples(runs: Sequence[tuple], path: Union[str, Path], *,
+                 title: str = "") -> Optional[Path]:
+    """The grids of :func:`sample_grids` side by side, titled by variant, seed and step.
+
+    Writes ``path`` atomically and returns it, or returns None (writing
+    nothing) if no run has a grid.
+    """
+    first = sample_grids(runs)
+    if not first:
+        return None
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.image as mpimg
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, len(first), figsize=(3.6 * len(first), 3.9), squeeze=False)
+    for ax, (variant, (seed, grid)) in zip(axes.flat, first.items()):
+        ax.imshow(mpimg.imread(grid))
+        step = int(grid.stem.split("_")[-1])
+        ax.set_title(f"{variant}, seed {seed}, step {step}", fontsize=9)
+        ax.set_axis_off()
+    if title:
+        fig.suptitle(title, fontsize=10)
+    fig.tight_layout()
+    atomic_write(Path(path), lambda f: fig.savefig(f, format="png", dpi=110))
+    plt.close(fig)
+    return Path(path)
+
+
 def format_table(rows: Sequence[Dict[str, Any]]) -> str:
     """Plain-text table of :func:`summarize`'s rows (mean +- std over seeds)."""
     cols = [("modes", "modes", "{:.1f}"), ("kl", "KL", "{:.3f}"),
@@ -396,6 +450,8 @@ def run_grid(experiment: str, out: Union[str, Path], *, variants: Sequence[str] 
                          lambda r, p: plot_curves(r, p, modes=experiment == "stacked-mnist",
                                                   title=title),
                          ("variant", "seed"))
+        plot_samples(done, out / "samples.png",
+                     title=f"{data}: fixed-noise samples at the last step")
     return rows
 
 
