@@ -10,7 +10,7 @@ import pytest
 
 from smallgan.cli import main
 from smallgan.experiments.image_grid import (METRICS, paired, plan_grid, plot_curves, plot_samples,
-                                             sample_grids, summarize)
+                                             plot_seeds, sample_grids, summarize)
 from smallgan.metrics.classifier import torch_threads
 
 
@@ -75,6 +75,7 @@ def test_grid_runs_writes_tables_and_resumes(classifier_cache, tmp_path, capsys)
     assert float(last["coverage"]) == pytest.approx(float(runs[2]["coverage"]))
     assert (out / "curves.png").stat().st_size > 10_000
     assert (out / "samples.png").stat().st_size > 10_000
+    assert (out / "seeds.png").stat().st_size > 10_000
 
     # --resume: finished runs are read back, not rerun; a third seed runs
     stamps = {p: p.stat().st_mtime_ns for p in out.glob("*/seed*/result.json")}
@@ -220,3 +221,13 @@ def test_sample_figure_picks_each_variants_first_seed_with_a_grid(tmp_path) -> N
     assert out == tmp_path / "samples.png" and out.stat().st_size > 5_000
     assert plot_samples([runs[2]], tmp_path / "none.png") is None
     assert not (tmp_path / "none.png").exists()
+
+
+def test_seed_figure(tmp_path) -> None:
+    rows = [r for r in _rows() if r["variant"] != "Small-GAN-64-cnn"]
+    assert plot_seeds(rows, tmp_path / "seeds.png", title="t").stat().st_size > 10_000
+    assert plot_seeds(rows, tmp_path / "no-modes.png", modes=False).exists()
+    # runs without an evaluation have nothing to plot
+    empty = [r for r in _rows() if r["variant"] == "Small-GAN-64-cnn"]
+    assert plot_seeds(empty, tmp_path / "empty.png") is None
+    assert not (tmp_path / "empty.png").exists()

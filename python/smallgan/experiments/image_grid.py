@@ -29,6 +29,10 @@ long grid can be read while it runs:
   the figure has one panel per metric (modes for Stacked MNIST, KL,
   FD[mnist-cnn], precision, recall, coverage) against steps, one line per
   variant: the mean over seeds with a min-max band;
+- ``seeds.png``: every run's final metrics, one panel per metric, one
+  column per variant, each seed a marker with the same seed joined across
+  variants (:func:`plot_seeds`: the pairing behind paired.csv, readable
+  where a grid evaluates only at its last step);
 - ``samples.png``: each variant's last fixed-noise sample grid, from its
   first finished seed, side by side (:func:`plot_samples`).
 
@@ -57,7 +61,7 @@ from smallgan.atomic import atomic_write
 from smallgan.experiments.grid import finished_runs, mean_curve, mean_std, write_csv, write_curves
 
 __all__ = ["VARIANTS", "EXPERIMENTS", "METRICS", "BASELINE", "plan_grid", "run_grid", "summarize", "paired",
-           "collect_curves", "plot_curves", "sample_grids", "plot_samples", "format_table",
+           "collect_curves", "plot_curves", "plot_seeds", "sample_grids", "plot_samples", "format_table",
            "format_markdown", "add_arguments", "run_from_args"]
 
 #: Variant name -> the config fields it sets (everything else is shared).
@@ -279,6 +283,61 @@ def plot_curves(rows: Sequence[Dict[str, Any]], path: Union[str, Path], *,
     return Path(path)
 
 
+_SEED_PANELS = (("modes", "modes covered"), ("kl", "KL(modes || uniform)"),
+                ("fd_mnist_cnn", "FD[mnist-cnn] (not an FID)"),
+                ("cs_mnist_cnn", "CS[mnist-cnn] (not an IS)"), ("precision", "precision"),
+                ("recall", "recall"), ("density", "density"), ("coverage", "coverage"))
+
+
+def plot_seeds(rows: Sequence[Dict[str, Any]], path: Union[str, Path], *,
+               modes: bool = True, title: str = "") -> Optional[Path]:
+    """Every run's final metrics by variant, seeds joined across variants.
+
+    ``rows`` are runs.csv's rows (:func:`_run_row`); metrics a run lacks
+    (no evaluation) are left out.  Writes ``path`` atomically and returns it,
+    or returns None (writing nothing) without a metric to plot.
+    """
+    panels = [p for p in _SEED_PANELS if (modes or p[0] != "modes")
+              and any(r.get(p[0], "") != "" for r in rows)]
+    if not panels:
+        return None
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    order = {v: i for i, v in enumerate(VARIANTS)}
+    variants = sorted({r["variant"] for r in rows}, key=lambda v: (order.get(v, 99), v))
+    x_of = {v: i for i, v in enumerate(variants)}
+    seeds = sorted({int(r["seed"]) for r in rows})
+    cols = 4
+    n_rows = -(-len(panels) // cols)
+    fig, axes = plt.subplots(n_rows, cols, figsize=(3.3 * cols, 3.0 * n_rows), squeeze=False)
+    for ax in axes.flat[len(panels):]:
+        ax.set_axis_off()
+    for ax, (key, label) in zip(axes.flat, panels):
+        for i, seed in enumerate(seeds):
+            pts = sorted((x_of[r["variant"]], float(r[key])) for r in rows
+                         if int(r["seed"]) == seed and r.get(key, "") != "")
+            if pts:
+                xs, ys = zip(*pts)
+                ax.plot(xs, ys, "-", color="0.6", lw=0.8, zorder=1)
+                ax.scatter(xs, ys, s=18, marker="osD^v<>"[i % 7], color=f"C{i % 10}", zorder=2,
+                           label=f"seed {seed}")
+        ax.set_xticks(range(len(variants)))
+        ax.set_xticklabels(variants, rotation=30, ha="right", fontsize=7)
+        ax.set_xlim(-0.5, len(variants) - 0.5)
+        ax.set_title(label, fontsize=9)
+        ax.grid(alpha=0.3, axis="y")
+    axes.flat[0].legend(fontsize=7)
+    if title:
+        fig.suptitle(title, fontsize=10)
+    fig.tight_layout()
+    atomic_write(Path(path), lambda f: fig.savefig(f, format="png", dpi=110))
+    plt.close(fig)
+    return Path(path)
+
+
 def _last_samples(run_dir: Path) -> Optional[Path]:
     """The sample grid of a run's last step (``samples/step_*.png``), or None."""
     grids = sorted((Path(run_dir) / "samples").glob("step_*.png"))
@@ -450,6 +509,8 @@ def run_grid(experiment: str, out: Union[str, Path], *, variants: Sequence[str] 
                          lambda r, p: plot_curves(r, p, modes=experiment == "stacked-mnist",
                                                   title=title),
                          ("variant", "seed"))
+        plot_seeds(rows, out / "seeds.png", modes=experiment == "stacked-mnist",
+                   title=f"{data}: final metrics of every run, seeds joined across variants")
         plot_samples(done, out / "samples.png",
                      title=f"{data}: fixed-noise samples at the last step")
     return rows
