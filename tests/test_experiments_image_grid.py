@@ -91,7 +91,8 @@ def test_grid_runs_writes_tables_and_resumes(classifier_cache, tmp_path, capsys)
     assert main(grid_args(out, cache, "--seeds", "2")) == 2
     assert "already exists: pass resume=True (--resume)" in capsys.readouterr().err
     assert main(grid_args(out, cache, "--seeds", "2", "--resume", "--ndf", "4")) == 2
-    assert "holds a run with other settings" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert "holds a run with other settings (ndf=8 there, 4 here)" in err
     assert {p: p.stat().st_mtime_ns for p in stamps} == stamps
 
     # --report: trains nothing, tables from the finished runs only, the missing ones listed

@@ -32,9 +32,15 @@ def finished_runs(configs: Sequence[Any], run_dir: Callable[[Any], Path],
         done = d / "result.json"
         if done.exists():
             previous = json.loads(done.read_text())
-            if previous.get("config") != cfg.to_dict():
-                raise ResumeError(f"{d} holds a run with other settings; "
-                                  f"choose another output directory")
+            now = cfg.to_dict()
+            if previous.get("config") != now:
+                before = previous.get("config") or {}
+                diff = ", ".join(
+                    f"{k}={before.get(k, '<unset>')!r} there, {now.get(k, '<unset>')!r} here"
+                    for k in sorted(set(before) | set(now))
+                    if before.get(k, "<unset>") != now.get(k, "<unset>"))
+                raise ResumeError(f"{d} holds a run with other settings ({diff}); "
+                                  f"choose another output directory or pass the same settings")
             finished[d] = previous
     return finished
 
