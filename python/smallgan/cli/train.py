@@ -28,6 +28,7 @@ EXPERIMENTS = {
     "stacked-mnist": "smallgan.experiments.stacked_mnist",
     "mnist": "smallgan.experiments.mnist",
     "image-grid": "smallgan.experiments.image_grid",
+    "selection-bias": "smallgan.experiments.selection_bias",
     "mnist-classifier": "smallgan.experiments.mnist_classifier",
 }
 
