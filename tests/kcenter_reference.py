@@ -71,8 +71,14 @@ def assert_valid_greedy(x, picks, first=None, selected=()):
             assert p == first
         elif not (t == 0 and len(selected) == 0):
             best = mind.max()
-            # float32 rounding: d terms summed, and x itself rounded to float32
-            tol = (1e-5 + 4 * d * eps) * best + 8 * eps * maxabs * np.sqrt(max(best, 0.0) * d)
+            # float32 rounding: d terms summed, and x itself rounded to float32;
+            # plus underflow: a squared difference below float32's smallest
+            # normal number (|diff| < 1.1e-19) is subnormal or 0 in float32, an
+            # absolute error of up to `tiny` per term (hypothesis found
+            # x = [[1.2e-38], [1.2e-38], [0]]: float64 1.4e-76, float32 0)
+            tiny = float(np.finfo(np.float32).tiny)
+            tol = ((1e-5 + 4 * d * eps) * best + 8 * eps * maxabs * np.sqrt(max(best, 0.0) * d)
+                   + 2 * d * tiny)
             assert mind[p] >= best - tol, f"step {t}: picked {p} at {mind[p]}, farthest is {best} (row {np.argmax(mind)})"
             if best > 0:
                 close = np.flatnonzero(mind >= best - tol)

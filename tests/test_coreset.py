@@ -382,6 +382,16 @@ def test_property_selected_extends(x, data):
     assert_valid_greedy(x, idx, selected=sel)
 
 
+def test_squared_distances_that_underflow_float32_tie_at_zero():
+    # found by the property above: both remaining points are 1.2e-38 or less
+    # from the selected one, squared distances 1.4e-76 and 0 in float64, both 0
+    # in float32; either pick is a farthest point to float32 precision
+    x = np.array([[1.17549435e-38], [1.17549435e-38], [0.0]])
+    idx = kcenter(x, 1, selected=[0])
+    assert idx.tolist() in ([1], [2])
+    assert_valid_greedy(x, idx, selected=[0])
+
+
 # ---------------------------------------------------------------- lazy block updates
 
 def _clustered(n, d, seed=0):
