@@ -29,8 +29,8 @@ for v in ["GAN-64", "Small-GAN-64", "Small-GAN-64-cnn", "GAN-256"]:
     for s in range(3):
         ckpt = torch.load(f"{grid}/{v}/seed{s}/checkpoint.pt", map_location="cpu",
                           weights_only=False)
-        cfg = ckpt["config"] if "ngf" in ckpt["config"] else ckpt["experiment"]["experiment"]
-        g = LSGANGenerator(100, cfg.get("ngf", 32), out_channels=1)
+        ngf = ckpt["experiment"]["experiment"]["ngf"]  # the experiment's settings
+        g = LSGANGenerator(100, ngf, out_channels=1)
         g.load_state_dict(ckpt["generator"])
         g.eval()
         torch.manual_seed(123)

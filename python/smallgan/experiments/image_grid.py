@@ -60,9 +60,9 @@ from typing import Any, Callable, Dict, List, Optional, Sequence, Union
 from smallgan.atomic import atomic_write
 from smallgan.experiments.grid import finished_runs, mean_curve, mean_std, write_csv, write_curves
 
-__all__ = ["VARIANTS", "EXPERIMENTS", "METRICS", "BASELINE", "plan_grid", "run_grid", "summarize", "paired",
-           "collect_curves", "plot_curves", "plot_seeds", "sample_grids", "plot_samples", "format_table",
-           "format_markdown", "add_arguments", "run_from_args"]
+__all__ = ["VARIANTS", "EXPERIMENTS", "METRICS", "BASELINE", "plan_grid", "run_grid", "summarize",
+           "paired", "collect_curves", "plot_curves", "plot_seeds", "sample_grids", "plot_samples",
+           "format_table", "format_markdown", "add_arguments", "run_from_args"]
 
 #: Variant name -> the config fields it sets (everything else is shared).
 VARIANTS: Dict[str, Dict[str, Any]] = {
@@ -115,6 +115,12 @@ def _run_row(variant: str, result: Dict[str, Any]) -> Dict[str, Any]:
     return row
 
 
+def _in_order(variants: Any) -> List[str]:
+    """Distinct variant names in :data:`VARIANTS` order, unknown ones after (by name)."""
+    order = {v: i for i, v in enumerate(VARIANTS)}
+    return sorted(set(variants), key=lambda v: (order.get(v, len(order)), v))
+
+
 def summarize(rows: Sequence[Dict[str, Any]]) -> List[Dict[str, Any]]:
     """Mean and sample std over seeds of every metric, per variant.
 
@@ -123,12 +129,11 @@ def summarize(rows: Sequence[Dict[str, Any]]) -> List[Dict[str, Any]]:
     after.  Runs without an evaluation (empty metrics) are left out of the
     means; ``n_seeds`` counts the runs that have them.
     """
-    order = {v: i for i, v in enumerate(VARIANTS)}
     groups: Dict[str, List[Dict[str, Any]]] = {}
     for r in rows:
         groups.setdefault(r["variant"], []).append(r)
     out = []
-    for variant in sorted(groups, key=lambda v: (order.get(v, len(order)), v)):
+    for variant in _in_order(groups):
         rs = [r for r in groups[variant] if r.get(METRICS[0], "") != ""]
         if not rs:
             continue
@@ -150,8 +155,7 @@ def paired(rows: Sequence[Dict[str, Any]], baseline: str = BASELINE) -> List[Dic
     order; none for the baseline itself or a variant without a shared seed.
     """
     by = {(r["variant"], r["seed"]): r for r in rows if r.get(METRICS[0], "") != ""}
-    order = {v: i for i, v in enumerate(VARIANTS)}
-    variants = sorted({v for v, _ in by if v != baseline}, key=lambda v: (order.get(v, 99), v))
+    variants = _in_order(v for v, _ in by if v != baseline)
     out = []
     for variant in variants:
         seeds = sorted(s for v, s in by if v == variant and (baseline, s) in by)
@@ -233,9 +237,39 @@ def collect_curves(runs: Sequence[tuple]) -> List[Dict[str, Any]]:
     return rows
 
 
-_PANELS = (("modes", "modes covered"), ("kl", "KL(modes || uniform)"),
-           ("fd_mnist_cnn", "FD[mnist-cnn] (not an FID)"), ("precision", "precision"),
-           ("recall", "recall"), ("coverage", "coverage"))
+#: Panel title of each metric in the figures.
+_LABELS = {"modes": "modes covered", "kl": "KL(modes || uniform)",
+           "fd_mnist_cnn": "FD[mnist-cnn] (not an FID)",
+           "cs_mnist_cnn": "CS[mnist-cnn] (not an IS)",
+           "precision": "precision", "recall": "recall", "density": "density",
+           "coverage": "coverage"}
+#: The learning-curve figure's metrics (the seed figure has all of METRICS).
+_CURVE_METRICS = ("modes", "kl", "fd_mnist_cnn", "precision", "recall", "coverage")
+
+
+def _panel_figure(n_panels: int, cols: int, width: float, height: float):
+    """``(plt, fig, axes)``: a grid of ``n_panels`` axes, ``cols`` wide, the rest hidden."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    n_rows = -(-n_panels // cols)
+    fig, axes = plt.subplots(n_rows, cols, figsize=(width * cols, height * n_rows),
+                             squeeze=False)
+    for ax in axes.flat[n_panels:]:
+        ax.set_axis_off()
+    return plt, fig, axes
+
+
+def _save_figure(plt: Any, fig: Any, path: Union[str, Path], title: str) -> Path:
+    """Title, lay out and write ``fig`` atomically as PNG; close it."""
+    if title:
+        fig.suptitle(title, fontsize=10)
+    fig.tight_layout()
+    atomic_write(Path(path), lambda f: fig.savefig(f, format="png", dpi=110))
+    plt.close(fig)
+    return Path(path)
 
 
 def plot_curves(rows: Sequence[Dict[str, Any]], path: Union[str, Path], *,
@@ -245,21 +279,11 @@ def plot_curves(rows: Sequence[Dict[str, Any]], path: Union[str, Path], *,
     ``modes=False`` leaves out the modes panel (MNIST's 10 are all covered
     by any generator that is not collapsed).
     """
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    panels = [p for p in _PANELS if modes or p[0] != "modes"]
-    order = {v: i for i, v in enumerate(VARIANTS)}
-    variants = sorted({r["variant"] for r in rows}, key=lambda v: (order.get(v, 99), v))
+    panels = [k for k in _CURVE_METRICS if modes or k != "modes"]
+    variants = _in_order(r["variant"] for r in rows)
     colours = dict(zip(VARIANTS, ("tab:blue", "tab:orange", "tab:green", "tab:purple")))
-    cols = 3
-    n_rows = -(-len(panels) // cols)
-    fig, axes = plt.subplots(n_rows, cols, figsize=(4.2 * cols, 3.2 * n_rows), squeeze=False)
-    for ax in axes.flat[len(panels):]:
-        ax.set_axis_off()
-    for ax, (key, label) in zip(axes.flat, panels):
+    plt, fig, axes = _panel_figure(len(panels), 3, 4.2, 3.2)
+    for ax, key in zip(axes.flat, panels):
         for variant in variants:
             curve = mean_curve([r for r in rows if r["variant"] == variant and key in r],
                                "step", key)
@@ -271,22 +295,11 @@ def plot_curves(rows: Sequence[Dict[str, Any]], path: Union[str, Path], *,
                     label=f"{variant} ({n} seed{'s' if n > 1 else ''})")
             if n > 1:
                 ax.fill_between(xs, lo, hi, color=colour, alpha=0.15, lw=0)
-        ax.set_title(label, fontsize=9)
+        ax.set_title(_LABELS[key], fontsize=9)
         ax.set_xlabel("generator steps", fontsize=8)
         ax.grid(alpha=0.3)
     axes.flat[0].legend(fontsize=7)
-    if title:
-        fig.suptitle(title, fontsize=10)
-    fig.tight_layout()
-    atomic_write(Path(path), lambda f: fig.savefig(f, format="png", dpi=110))
-    plt.close(fig)
-    return Path(path)
-
-
-_SEED_PANELS = (("modes", "modes covered"), ("kl", "KL(modes || uniform)"),
-                ("fd_mnist_cnn", "FD[mnist-cnn] (not an FID)"),
-                ("cs_mnist_cnn", "CS[mnist-cnn] (not an IS)"), ("precision", "precision"),
-                ("recall", "recall"), ("density", "density"), ("coverage", "coverage"))
+    return _save_figure(plt, fig, path, title)
 
 
 def plot_seeds(rows: Sequence[Dict[str, Any]], path: Union[str, Path], *,
@@ -297,25 +310,15 @@ def plot_seeds(rows: Sequence[Dict[str, Any]], path: Union[str, Path], *,
     (no evaluation) are left out.  Writes ``path`` atomically and returns it,
     or returns None (writing nothing) without a metric to plot.
     """
-    panels = [p for p in _SEED_PANELS if (modes or p[0] != "modes")
-              and any(r.get(p[0], "") != "" for r in rows)]
+    panels = [k for k in METRICS if (modes or k != "modes")
+              and any(r.get(k, "") != "" for r in rows)]
     if not panels:
         return None
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    order = {v: i for i, v in enumerate(VARIANTS)}
-    variants = sorted({r["variant"] for r in rows}, key=lambda v: (order.get(v, 99), v))
+    variants = _in_order(r["variant"] for r in rows)
     x_of = {v: i for i, v in enumerate(variants)}
     seeds = sorted({int(r["seed"]) for r in rows})
-    cols = 4
-    n_rows = -(-len(panels) // cols)
-    fig, axes = plt.subplots(n_rows, cols, figsize=(3.3 * cols, 3.0 * n_rows), squeeze=False)
-    for ax in axes.flat[len(panels):]:
-        ax.set_axis_off()
-    for ax, (key, label) in zip(axes.flat, panels):
+    plt, fig, axes = _panel_figure(len(panels), 4, 3.3, 3.0)
+    for ax, key in zip(axes.flat, panels):
         for i, seed in enumerate(seeds):
             pts = sorted((x_of[r["variant"]], float(r[key])) for r in rows
                          if int(r["seed"]) == seed and r.get(key, "") != "")
@@ -327,15 +330,10 @@ def plot_seeds(rows: Sequence[Dict[str, Any]], path: Union[str, Path], *,
         ax.set_xticks(range(len(variants)))
         ax.set_xticklabels(variants, rotation=30, ha="right", fontsize=7)
         ax.set_xlim(-0.5, len(variants) - 0.5)
-        ax.set_title(label, fontsize=9)
+        ax.set_title(_LABELS[key], fontsize=9)
         ax.grid(alpha=0.3, axis="y")
     axes.flat[0].legend(fontsize=7)
-    if title:
-        fig.suptitle(title, fontsize=10)
-    fig.tight_layout()
-    atomic_write(Path(path), lambda f: fig.savefig(f, format="png", dpi=110))
-    plt.close(fig)
-    return Path(path)
+    return _save_figure(plt, fig, path, title)
 
 
 def _last_samples(run_dir: Path) -> Optional[Path]:
@@ -350,9 +348,9 @@ def sample_grids(runs: Sequence[tuple]) -> Dict[str, tuple]:
     ``runs`` holds ``(variant, seed, run_dir)``; variants in :data:`VARIANTS`
     order, runs without a grid left out.
     """
-    order = {v: i for i, v in enumerate(VARIANTS)}
+    rank = {v: i for i, v in enumerate(_in_order(r[0] for r in runs))}
     first: Dict[str, tuple] = {}
-    for variant, seed, run_dir in sorted(runs, key=lambda r: (order.get(r[0], 99), r[1])):
+    for variant, seed, run_dir in sorted(runs, key=lambda r: (rank[r[0]], r[1])):
         grid = _last_samples(run_dir)
         if grid is not None and variant not in first:
             first[variant] = (seed, grid)
@@ -369,24 +367,15 @@ def plot_samples(runs: Sequence[tuple], path: Union[str, Path], *,
     first = sample_grids(runs)
     if not first:
         return None
-    import matplotlib
-
-    matplotlib.use("Agg")
     import matplotlib.image as mpimg
-    import matplotlib.pyplot as plt
 
-    fig, axes = plt.subplots(1, len(first), figsize=(3.6 * len(first), 3.9), squeeze=False)
+    plt, fig, axes = _panel_figure(len(first), len(first), 3.6, 3.9)
     for ax, (variant, (seed, grid)) in zip(axes.flat, first.items()):
         ax.imshow(mpimg.imread(grid))
         step = int(grid.stem.split("_")[-1])
         ax.set_title(f"{variant}, seed {seed}, step {step}", fontsize=9)
         ax.set_axis_off()
-    if title:
-        fig.suptitle(title, fontsize=10)
-    fig.tight_layout()
-    atomic_write(Path(path), lambda f: fig.savefig(f, format="png", dpi=110))
-    plt.close(fig)
-    return Path(path)
+    return _save_figure(plt, fig, path, title)
 
 
 def format_table(rows: Sequence[Dict[str, Any]]) -> str:
