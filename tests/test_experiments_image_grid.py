@@ -232,3 +232,36 @@ def test_seed_figure(tmp_path) -> None:
     empty = [r for r in _rows() if r["variant"] == "Small-GAN-64-cnn"]
     assert plot_seeds(empty, tmp_path / "empty.png") is None
     assert not (tmp_path / "empty.png").exists()
+
+
+def test_paired_differences_by_hand() -> None:
+    from smallgan.experiments.grid import format_paired, paired_differences
+
+    # seeds as strings (read back from a CSV); "b" lacks seed 2; "c" shares no seed;
+    # a run without an evaluation (empty first metric) is left out
+    rows = [{"name": "a", "seed": "1", "fd": 10.0, "cs": 2.0},
+            {"name": "a", "seed": "2", "fd": 12.0, "cs": 2.5},
+            {"name": "b", "seed": "1", "fd": 7.0, "cs": 3.0},
+            {"name": "b", "seed": "2", "fd": "", "cs": ""},
+            {"name": "b", "seed": "3", "fd": 1.0, "cs": 1.0},
+            {"name": "z", "seed": "1", "fd": 13.0, "cs": 1.0},
+            {"name": "z", "seed": "2", "fd": 11.0, "cs": 2.5},
+            {"name": "c", "seed": "9", "fd": 1.0, "cs": 1.0}]
+    out = paired_differences(rows, "name", "a", ("fd", "cs"), order=("a", "z", "b"))
+    assert [(r["name"], r["metric"]) for r in out] == [("z", "fd"), ("z", "cs"), ("b", "fd"),
+                                                       ("b", "cs")]
+    z_fd, z_cs, b_fd, _ = out
+    # z - a: fd +3, -1 -> mean 1, sample std sqrt(8); cs -1, 0
+    assert (z_fd["n_pairs"], z_fd["seeds"]) == (2, "1 2")
+    assert z_fd["diff_mean"] == pytest.approx(1.0) and z_fd["diff_std"] == pytest.approx(8 ** 0.5)
+    assert (z_fd["n_positive"], z_fd["n_negative"]) == (1, 1)
+    assert (z_cs["n_positive"], z_cs["n_negative"]) == (0, 1)
+    assert (b_fd["n_pairs"], b_fd["seeds"], b_fd["diff_mean"], b_fd["diff_std"]) == (1, "1", -3.0,
+                                                                                        0.0)
+    lines = format_paired(out, "name", "a", [("fd", "FD", "{:.1f}", False),
+                                             ("cs", "CS", "{:.2f}", True)])
+    assert lines[0].startswith("Paired difference to a of the same seed")
+    assert lines[2] == "| name | pairs | Δ FD | Δ CS |"
+    assert lines[4] == f"| z | 2 | +1.0 ± {8 ** 0.5:.1f} (1/2) | -0.50 ± {0.5 ** 0.5:.2f} (0/2) |"
+    assert lines[5] == "| b | 1 | -3.0 ± 0.0 (1/1) | +1.00 ± 0.00 (1/1) |"
+    assert format_paired([], "name", "a", []) == []

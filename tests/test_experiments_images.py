@@ -451,6 +451,43 @@ def test_lsgan_study_over_seeds_summary_and_resume(classifier_cache, tmp_path: P
     # without --resume an existing study is refused before any work
     assert main(args) == 2
     assert "already exists" in capsys.readouterr().err
+    # paired.csv: each discriminator minus original on the same seed, by hand
+    with open(out / "paired.csv", newline="") as f:
+        diffs = {(r["discriminator"], r["metric"]): r for r in csv.DictReader(f)}
+    assert {d for d, _ in diffs} == {"inception-8"}
+    for key in ("fd_mnist_cnn", "modes", "coverage"):
+        d = [results[("inception-8", s)]["metrics"][key] - results[("original", s)]["metrics"][key]
+             for s in (3, 4)]
+        row = diffs[("inception-8", key)]
+        assert row["n_pairs"] == "2" and row["seeds"] == "3 4"
+        assert float(row["diff_mean"]) == pytest.approx(statistics.mean(d))
+        assert float(row["diff_std"]) == pytest.approx(statistics.stdev(d))
+        assert int(row["n_positive"]) == sum(x > 0 for x in d)
+    assert "Paired difference to original" in md and "| inception-8 | 2 |" in md
+    # curves.csv: every evaluation of every run (fid-every 1, one step: step 1)
+    with open(out / "curves.csv", newline="") as f:
+        curves = list(csv.DictReader(f))
+    assert sorted((r["discriminator"], r["seed"], r["step"]) for r in curves) == sorted(
+        (n, str(s), "1") for n in names for s in (3, 4))
+    assert (out / "curves.png").is_file()
+    # --report with a run missing: trains nothing, names it, tables from the rest
+    (out / "inception-8" / "seed4" / "result.json").unlink()
+    capsys.readouterr()
+    assert main(args + ["--report"]) == 0
+    printed = capsys.readouterr().out
+    assert "inception-8          seed 4: not finished, left out of the report" in printed
+    assert not (out / "inception-8" / "seed4" / "result.json").exists()
+    with open(out / "summary.csv", newline="") as f:
+        summary = {r["discriminator"]: r for r in csv.DictReader(f)}
+    assert summary["inception-8"]["seeds"] == "3" and summary["original"]["seeds"] == "3 4"
+    with open(out / "paired.csv", newline="") as f:
+        assert {r["n_pairs"] for r in csv.DictReader(f)} == {"1"}
+    # --report on an empty folder: an error, nothing written
+    assert main(args[:-1] + [str(tmp_path / "none"), "--report"]) == 1
+    assert "no finished run of this study" in capsys.readouterr().err
+    assert main(["train", "lsgan-digits", "--report", "--out", str(tmp_path / "none")]) == 2
+    assert "--report needs --discriminators" in capsys.readouterr().err
+    assert not (tmp_path / "none").exists()
 
 
 def test_lsgan_seeds_refusals(tmp_path: Path, capsys) -> None:

@@ -11,7 +11,8 @@ from smallgan.atomic import atomic_write
 
 from smallgan.training.checkpoint import ResumeError
 
-__all__ = ["finished_runs", "mean_std", "mean_curve", "write_csv", "write_curves"]
+__all__ = ["finished_runs", "mean_std", "mean_curve", "paired_differences", "format_paired",
+           "write_csv", "write_curves"]
 
 
 def finished_runs(configs: Sequence[Any], run_dir: Callable[[Any], Path],
@@ -77,6 +78,69 @@ def mean_curve(rows: Sequence[Dict[str, Any]], x: str, y: str):
         lows.append(min(ys))
         highs.append(max(ys))
     return xs, means, lows, highs, len(by_seed)
+
+
+def paired_differences(rows: Sequence[Dict[str, Any]], key: str, baseline: str,
+                       metrics: Sequence[str], order: Sequence[str]) -> List[Dict[str, Any]]:
+    """Per ``row[key]`` value and metric: ``value - baseline`` on the seeds that have both runs.
+
+    ``rows`` have ``key``, ``seed`` and the ``metrics`` (a row whose first
+    metric is empty or missing, a run without an evaluation, is left out).
+    Returns rows ``<key>, baseline, metric, n_pairs, seeds, diff_mean,
+    diff_std`` (sample std of the per-seed differences; 0 for one pair),
+    ``n_positive`` / ``n_negative`` (pairs with a difference above / below 0),
+    in ``order`` (names not in it after, by name); none for the baseline
+    itself or a name without a seed shared with it.
+    """
+    by = {(r[key], int(r["seed"])): r for r in rows if r.get(metrics[0], "") not in ("", None)}
+    rank = {v: i for i, v in enumerate(order)}
+    names = sorted({v for v, _ in by if v != baseline}, key=lambda v: (rank.get(v, len(rank)), v))
+    out = []
+    for name in names:
+        seeds = sorted(s for v, s in by if v == name and (baseline, s) in by)
+        if not seeds:
+            continue
+        for k in metrics:
+            diffs = [float(by[(name, s)][k]) - float(by[(baseline, s)][k]) for s in seeds]
+            mean, std = mean_std(diffs)
+            out.append({key: name, "baseline": baseline, "metric": k, "n_pairs": len(diffs),
+                        "seeds": " ".join(map(str, seeds)), "diff_mean": mean, "diff_std": std,
+                        "n_positive": sum(d > 0 for d in diffs),
+                        "n_negative": sum(d < 0 for d in diffs)})
+    return out
+
+
+def format_paired(diffs: Sequence[Dict[str, Any]], key: str, baseline: str,
+                  cols: Sequence[tuple]) -> List[str]:
+    """Markdown lines of :func:`paired_differences`' rows: a sentence, then one
+    row per name with ``diff_mean ± diff_std (better/pairs)`` per column.
+
+    ``cols`` holds ``(metric, header, format, higher_is_better)``; a pair is
+    better when its difference is above 0 where higher is better, below 0
+    otherwise.  No lines without differences.
+    """
+    by = {(d[key], d["metric"]): d for d in diffs}
+    names = list(dict.fromkeys(d[key] for d in diffs))
+    if not names:
+        return []
+    lines = [f"Paired difference to {baseline} of the same seed (mean ± std over pairs; in "
+             f"brackets, the pairs where the {key} is better):", ""]
+    head = [key, "pairs"] + [f"Δ {name}" for _, name, _, _ in cols]
+    lines += ["| " + " | ".join(head) + " |", "|---|" + "---:|" * (len(head) - 1)]
+    for v in names:
+        cells = [v, str(next(d["n_pairs"] for d in diffs if d[key] == v))]
+        for k, _, fmt, higher in cols:
+            d = by.get((v, k))
+            if d is None:
+                cells.append("")
+                continue
+            better = int(d["n_positive"] if higher else d["n_negative"])
+            sign = fmt.format(float(d["diff_mean"]))
+            sign = sign if sign.startswith("-") else "+" + sign
+            cells.append(f"{sign} ± {fmt.format(float(d['diff_std']))} "
+                         f"({better}/{int(d['n_pairs'])})")
+        lines.append("| " + " | ".join(cells) + " |")
+    return lines
 
 
 def write_csv(rows: Sequence[Dict[str, Any]], path: Path) -> None:

@@ -58,7 +58,8 @@ from pathlib import Path
 from typing import Any, Callable, Dict, List, Optional, Sequence, Union
 
 from smallgan.atomic import atomic_write
-from smallgan.experiments.grid import finished_runs, mean_curve, mean_std, write_csv, write_curves
+from smallgan.experiments.grid import (finished_runs, format_paired, mean_curve, mean_std,
+                                       paired_differences, write_csv, write_curves)
 
 __all__ = ["VARIANTS", "EXPERIMENTS", "METRICS", "BASELINE", "plan_grid", "run_grid", "summarize",
            "paired", "collect_curves", "plot_curves", "plot_seeds", "sample_grids", "plot_samples",
@@ -154,22 +155,7 @@ def paired(rows: Sequence[Dict[str, Any]], baseline: str = BASELINE) -> List[Dic
     ``n_negative`` (pairs with a difference above / below 0), variants in :data:`VARIANTS`
     order; none for the baseline itself or a variant without a shared seed.
     """
-    by = {(r["variant"], r["seed"]): r for r in rows if r.get(METRICS[0], "") != ""}
-    variants = _in_order(v for v, _ in by if v != baseline)
-    out = []
-    for variant in variants:
-        seeds = sorted(s for v, s in by if v == variant and (baseline, s) in by)
-        if not seeds:
-            continue
-        for k in METRICS:
-            diffs = [float(by[(variant, s)][k]) - float(by[(baseline, s)][k]) for s in seeds]
-            mean, std = mean_std(diffs)
-            out.append({"variant": variant, "baseline": baseline, "metric": k,
-                        "n_pairs": len(diffs), "seeds": " ".join(map(str, seeds)),
-                        "diff_mean": mean, "diff_std": std,
-                        "n_positive": sum(d > 0 for d in diffs),
-                        "n_negative": sum(d < 0 for d in diffs)})
-    return out
+    return paired_differences(rows, "variant", baseline, METRICS, tuple(VARIANTS))
 
 
 #: Columns of :func:`format_markdown`: metric, header, format, whether higher is better.
@@ -194,45 +180,29 @@ def format_markdown(summary: Sequence[Dict[str, Any]], diffs: Sequence[Dict[str,
         cells += [f"{fmt.format(float(r[k + '_mean']))} ± {fmt.format(float(r[k + '_std']))}"
                   for k, _, fmt, _ in cols]
         lines.append("| " + " | ".join(cells) + " |")
-    by = {(d["variant"], d["metric"]): d for d in diffs}
-    variants = list(dict.fromkeys(d["variant"] for d in diffs))
-    if variants:
-        lines += ["", f"Paired difference to {baseline} of the same seed (mean ± std over "
-                      f"pairs; in brackets, the pairs where the variant is better):", ""]
-        head = ["variant", "pairs"] + [f"Δ {name}" for _, name, _, _ in cols]
-        lines += ["| " + " | ".join(head) + " |", "|---|" + "---:|" * (len(head) - 1)]
-        for v in variants:
-            cells = [v, str(next(d["n_pairs"] for d in diffs if d["variant"] == v))]
-            for k, _, fmt, higher in cols:
-                d = by.get((v, k))
-                if d is None:
-                    cells.append("")
-                    continue
-                n = int(d["n_pairs"])
-                better = int(d["n_positive"] if higher else d["n_negative"])
-                sign = fmt.format(float(d["diff_mean"]))
-                sign = sign if sign.startswith("-") else "+" + sign
-                cells.append(f"{sign} ± {fmt.format(float(d['diff_std']))} ({better}/{n})")
-            lines.append("| " + " | ".join(cells) + " |")
+    paired_lines = format_paired(diffs, "variant", baseline, cols)
+    if paired_lines:
+        lines += [""] + paired_lines
     return "\n".join(lines)
 
 
-def collect_curves(runs: Sequence[tuple]) -> List[Dict[str, Any]]:
+def collect_curves(runs: Sequence[tuple], key: str = "variant",
+                   metrics: Sequence[str] = METRICS) -> List[Dict[str, Any]]:
     """One row per (run, evaluation) from each run's ``metrics.csv``.
 
-    ``runs`` holds ``(variant, seed, run_dir)``; runs without a
+    ``runs`` holds ``(name, seed, run_dir)``, the name stored under ``key``;
+    each row has the ``metrics`` the evaluation has; runs without a
     ``metrics.csv`` (no evaluation yet) give no rows.
     """
     rows: List[Dict[str, Any]] = []
-    for variant, seed, run_dir in runs:
+    for name, seed, run_dir in runs:
         path = Path(run_dir) / "metrics.csv"
         if not path.exists():
             continue
         with open(path, newline="") as f:
             for m in csv.DictReader(f):
-                row: Dict[str, Any] = {"variant": variant, "seed": int(seed),
-                                       "step": int(m["step"])}
-                row.update({k: float(m[k]) for k in METRICS if m.get(k, "") != ""})
+                row: Dict[str, Any] = {key: name, "seed": int(seed), "step": int(m["step"])}
+                row.update({k: float(m[k]) for k in metrics if m.get(k, "") != ""})
                 rows.append(row)
     return rows
 
@@ -273,29 +243,34 @@ def _save_figure(plt: Any, fig: Any, path: Union[str, Path], title: str) -> Path
 
 
 def plot_curves(rows: Sequence[Dict[str, Any]], path: Union[str, Path], *,
-                modes: bool = True, title: str = "") -> Path:
+                modes: bool = True, title: str = "", key: str = "variant",
+                order: Sequence[str] = tuple(VARIANTS),
+                metrics: Sequence[str] = _CURVE_METRICS) -> Path:
     """The learning-curve figure of the module docstring, written atomically.
 
     ``modes=False`` leaves out the modes panel (MNIST's 10 are all covered
-    by any generator that is not collapsed).
+    by any generator that is not collapsed).  One line per value of
+    ``row[key]``, in ``order`` (others after, by name), one panel per entry
+    of ``metrics`` (those of :data:`_LABELS`).
     """
-    panels = [k for k in _CURVE_METRICS if modes or k != "modes"]
-    variants = _in_order(r["variant"] for r in rows)
+    panels = [k for k in metrics if modes or k != "modes"]
+    rank = {v: i for i, v in enumerate(order)}
+    names = sorted({r[key] for r in rows}, key=lambda v: (rank.get(v, len(rank)), v))
     colours = dict(zip(VARIANTS, ("tab:blue", "tab:orange", "tab:green", "tab:purple")))
     plt, fig, axes = _panel_figure(len(panels), 3, 4.2, 3.2)
-    for ax, key in zip(axes.flat, panels):
-        for variant in variants:
-            curve = mean_curve([r for r in rows if r["variant"] == variant and key in r],
-                               "step", key)
+    for ax, metric in zip(axes.flat, panels):
+        for i, name in enumerate(names):
+            curve = mean_curve([r for r in rows if r[key] == name and metric in r],
+                               "step", metric)
             if not curve:
                 continue
             xs, ys, lo, hi, n = curve
-            colour = colours.get(variant)
+            colour = colours.get(name, f"C{i % 10}")
             ax.plot(xs, ys, "-o", ms=2.5, color=colour, lw=1.4,
-                    label=f"{variant} ({n} seed{'s' if n > 1 else ''})")
+                    label=f"{name} ({n} seed{'s' if n > 1 else ''})")
             if n > 1:
                 ax.fill_between(xs, lo, hi, color=colour, alpha=0.15, lw=0)
-        ax.set_title(_LABELS[key], fontsize=9)
+        ax.set_title(_LABELS[metric], fontsize=9)
         ax.set_xlabel("generator steps", fontsize=8)
         ax.grid(alpha=0.3)
     axes.flat[0].legend(fontsize=7)

@@ -40,8 +40,17 @@ seeds), ``comparison.csv`` has one row per run, and ``summary.csv`` /
 ``summary.md`` give, per discriminator, its size beside the GAS study's
 reported MB (:data:`GAS_REPORTED_MB`) and the mean +- sample std over seeds of
 every metric; ``sizes.png`` plots FD, CS and modes against D's parameter
-count.  With ``--resume`` finished runs with the same settings are read
-back, unfinished ones continue from their checkpoints.
+count; ``paired.csv`` (and a second table in ``summary.md``) gives every
+discriminator's difference to ``original`` on the same seed (same G
+initialisation, same data order, same evaluation noise), mean +- std over
+seeds and in how many seeds it is better; ``curves.csv`` / ``curves.png``
+give every evaluation of every run (``--fid-every``), the mean over seeds
+per discriminator with a min-max band.  With ``--resume`` finished runs
+with the same settings are read back, unfinished ones continue from their
+checkpoints.  ``--report`` trains nothing: it reads back the finished runs
+of the study it names and writes the tables and figures from those alone
+(a study still running in other processes, one seed each, or stopped at a
+session's end), listing the runs that are missing.
 
 Example
 -------
@@ -49,22 +58,26 @@ Example
 
 ``smallgan train lsgan-digits --dataset mnist-digits --feature mnist-cnn --discriminators all
 --seeds 3 --sampling random --out runs/lsgan-study``
+
+``... --seeds 3 --report --out runs/lsgan-study`` (the same flags): the tables so far.
 """
 from __future__ import annotations
 
 import argparse
 import csv
 import json
+import sys
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Dict, List, Optional, Sequence, Union
+from typing import Any, Callable, Dict, List, Optional, Sequence, Union
 
 from smallgan.atomic import atomic_write
 from smallgan.experiments.image_gan import (ImageGANConfig, add_common_arguments,
                                             config_from_args, format_result, run_image_gan)
 
-__all__ = ["LSGANConfig", "run", "compare", "comparison_rows", "summarize", "format_summary",
-           "model_sizes", "add_arguments", "run_from_args", "PRDC_K", "GAS_REPORTED_MB"]
+__all__ = ["LSGANConfig", "run", "compare", "comparison_rows", "summarize", "paired",
+           "format_summary", "model_sizes", "add_arguments", "run_from_args", "PRDC_K",
+           "GAS_REPORTED_MB", "BASELINE"]
 
 DATASETS = ("digits", "mnist-digits", "mnist")
 #: k of precision/recall/density/coverage with ``feature="mnist-cnn"`` (Naeem et al.'s 5).
@@ -81,6 +94,17 @@ GAS_REPORTED_MB = {"original": 777, "ds-inception": 199, "inception-32": 489,
 #: Metrics averaged over seeds by :func:`summarize` (those a run has).
 SUMMARY_METRICS = ("modes", "kl", "fd_mnist_cnn", "cs_mnist_cnn", "precision", "recall",
                    "density", "coverage", "fid", "fd_random_conv")
+#: What :func:`paired` subtracts: the study's full-size discriminator.
+BASELINE = "original"
+#: The table columns: metric, header, format, whether higher is better.
+_COLS = (("modes", "modes /10", "{:.1f}", True), ("kl", "KL", "{:.3f}", False),
+         ("fd_mnist_cnn", "FD[mnist-cnn]", "{:.1f}", False),
+         ("cs_mnist_cnn", "CS[mnist-cnn]", "{:.2f}", True),
+         ("precision", "precision", "{:.3f}", True), ("recall", "recall", "{:.3f}", True),
+         ("density", "density", "{:.3f}", True), ("coverage", "coverage", "{:.3f}", True),
+         ("fid", "FID", "{:.1f}", False), ("fd_random_conv", "FD[random-conv]", "{:.1f}", False))
+#: The learning-curve panels (runs scored with ``feature="mnist-cnn"``).
+CURVE_METRICS = ("fd_mnist_cnn", "cs_mnist_cnn", "modes", "kl", "recall", "coverage")
 
 
 @dataclass
@@ -168,8 +192,6 @@ def run(config: LSGANConfig, out_dir: Union[str, Path], *, resume: bool = False,
                 make_discriminator(config.discriminator, in_channels=1))
 
     def make_eval(images: Any, cache: Path, device: str):
-        import sys
-
         import torch
 
         from smallgan.experiments.digit_gan import digits_hook
@@ -211,16 +233,21 @@ def model_sizes(config: LSGANConfig) -> Dict[str, Any]:
 
 
 def compare(config: LSGANConfig, out_dir: Union[str, Path], discriminators: Sequence[str],
-            seeds: Optional[Sequence[int]] = None, **kw: Any) -> List[Dict[str, Any]]:
+            seeds: Optional[Sequence[int]] = None, *, report: bool = False,
+            echo: Callable[[str], Any] = print, **kw: Any) -> List[Dict[str, Any]]:
     """One run per discriminator (and seed), ``comparison.csv``
     (:func:`comparison_rows`, rewritten after every run), then
     ``comparison.png`` (curves and samples of the first seed).
 
     Without ``seeds`` each run trains ``config.seed`` into ``OUT/<name>``;
     with ``seeds`` each discriminator trains every seed into
-    ``OUT/<name>/seed<S>`` and ``summary.csv``, ``summary.md`` and
-    ``sizes.png`` (:func:`summarize`) are rewritten after every run too.
+    ``OUT/<name>/seed<S>`` and ``summary.csv``, ``summary.md``, ``paired.csv``,
+    ``curves.csv`` and the figures ``sizes.png`` and ``curves.png``
+    (:func:`summarize`, :func:`paired`) are rewritten after every run too.
     Every config and existing run directory is checked before the first run.
+    ``report=True`` trains nothing: the finished runs (same settings) are read
+    back, each missing one is named to ``echo``, and the files are written
+    from the finished ones (nothing is written, and ``[]`` returned, if none).
     """
     import dataclasses
 
@@ -237,7 +264,15 @@ def compare(config: LSGANConfig, out_dir: Union[str, Path], discriminators: Sequ
                 for s in seeds for n in discriminators]
     dirs = {id(cfg): d for cfg, d in plan}
     finished = finished_runs([cfg for cfg, _ in plan], lambda c: dirs[id(c)],
-                             kw.get("resume", False))
+                             kw.get("resume", False) or report)
+    if report:
+        for cfg, run_dir in plan:
+            if run_dir not in finished:
+                echo(f"{cfg.discriminator:<20} seed {cfg.seed}: not finished, left out of the "
+                     f"report")
+        plan = [(cfg, d) for cfg, d in plan if d in finished]
+        if not plan:
+            return []
     results = []
     for cfg, run_dir in plan:
         result = finished.get(run_dir) or run(cfg, run_dir, **kw)
@@ -246,14 +281,38 @@ def compare(config: LSGANConfig, out_dir: Union[str, Path], discriminators: Sequ
         rows = comparison_rows(results)
         write_csv(rows, out / "comparison.csv")
         if seeds is not None:
-            summary = summarize(rows)
-            write_csv(summary, out / "summary.csv")
-            text = format_summary(summary) + "\n"
-            atomic_write(out / "summary.md", lambda f: f.write(text), text=True)
-            _sizes_figure(summary, out / "sizes.png")
+            _write_study(rows, results, out)
     first = [r for r in results if r["config"]["seed"] == results[0]["config"]["seed"]]
     _comparison_figure(first, out / "comparison.png")
     return results
+
+
+def _write_study(rows: List[Dict[str, Any]], results: Sequence[Dict[str, Any]], out: Path) -> None:
+    """The study's files over seeds (see :func:`compare`) from the runs so far."""
+    from smallgan.experiments.grid import write_csv, write_curves
+    from smallgan.experiments.image_grid import collect_curves, plot_curves
+
+    summary = summarize(rows)
+    write_csv(summary, out / "summary.csv")
+    diffs = paired(rows)
+    if diffs:
+        write_csv(diffs, out / "paired.csv")
+    text = format_summary(summary, diffs) + "\n"
+    atomic_write(out / "summary.md", lambda f: f.write(text), text=True)
+    _sizes_figure(summary, out / "sizes.png")
+    if "fd_mnist_cnn" not in rows[0]:
+        return
+    runs = [(r["discriminator"], r["config"]["seed"], r["run_dir"]) for r in results]
+    curves = collect_curves(runs, "discriminator", SUMMARY_METRICS)
+    if curves:
+        cfg = results[0]["config"]
+        title = (f"{rows[0]['label']} LSGAN by discriminator, {cfg['dataset']}: mean over "
+                 f"seeds, min-max band; {cfg['fid_fake']} generated vs {cfg['fid_real']} real, "
+                 f"mnist-cnn features, PRDC k={PRDC_K}")
+        write_curves(curves, out / "curves",
+                     lambda r, p: plot_curves(r, p, title=title, key="discriminator",
+                                              order=DISCRIMINATOR_NAMES, metrics=CURVE_METRICS),
+                     ("discriminator", "seed"))
 
 
 def comparison_rows(results: Sequence[Dict[str, Any]]) -> List[Dict[str, Any]]:
@@ -291,19 +350,32 @@ def summarize(rows: Sequence[Dict[str, Any]]) -> List[Dict[str, Any]]:
     return out
 
 
-def format_summary(rows: Sequence[Dict[str, Any]]) -> str:
+def paired(rows: Sequence[Dict[str, Any]], baseline: str = BASELINE) -> List[Dict[str, Any]]:
+    """Per discriminator and metric, ``discriminator - baseline`` on the seeds
+    that have both runs (:func:`smallgan.experiments.grid.paired_differences`),
+    for the :data:`SUMMARY_METRICS` every row has; ``rows`` are
+    :func:`comparison_rows` (or comparison.csv) rows."""
+    from smallgan.experiments.grid import paired_differences
+
+    metrics = [k for k in SUMMARY_METRICS if rows and all(r.get(k, "") not in ("", None)
+                                                           for r in rows)]
+    if not metrics:
+        return []
+    return paired_differences(rows, "discriminator", baseline, metrics, DISCRIMINATOR_NAMES)
+
+
+def format_summary(rows: Sequence[Dict[str, Any]],
+                   diffs: Sequence[Dict[str, Any]] = ()) -> str:
     """A markdown table of :func:`summarize`'s rows: D's parameters, MB and
     size relative to ``original`` (ours and the GAS study's), then every
-    metric as mean +- std over seeds."""
-    cols = [("modes", "modes /10", "{:.1f}"), ("kl", "KL", "{:.3f}"),
-            ("fd_mnist_cnn", "FD[mnist-cnn]", "{:.1f}"), ("cs_mnist_cnn", "CS[mnist-cnn]", "{:.2f}"),
-            ("precision", "precision", "{:.3f}"), ("recall", "recall", "{:.3f}"),
-            ("density", "density", "{:.3f}"), ("coverage", "coverage", "{:.3f}"),
-            ("fid", "FID", "{:.1f}"), ("fd_random_conv", "FD[random-conv]", "{:.1f}")]
-    cols = [c for c in cols if any(f"{c[0]}_mean" in r for r in rows)]
+    metric as mean +- std over seeds; then, given :func:`paired`'s ``diffs``,
+    the table of paired differences to ``original``."""
+    from smallgan.experiments.grid import format_paired
+
+    cols = [c for c in _COLS if any(f"{c[0]}_mean" in r for r in rows)]
     base = next((r for r in rows if r["discriminator"] == "original"), None)
     head = ["D", "seeds", "D params", "D MB (params)", "x smaller", "GAS MB", "GAS x smaller"]
-    head += [name for _, name, _ in cols]
+    head += [name for _, name, _, _ in cols]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for r in rows:
         ours = f"{base['d_parameters'] / r['d_parameters']:.2f}" if base else ""
@@ -311,12 +383,17 @@ def format_summary(rows: Sequence[Dict[str, Any]]) -> str:
         gas_x = (f"{GAS_REPORTED_MB['original'] / gas:.2f}" if gas not in ("", None) else "")
         cells = [r["discriminator"], str(r["n_seeds"]), f"{int(r['d_parameters']):,}",
                  f"{float(r['d_param_mb']):.3f}", ours, str(gas), gas_x]
-        for k, _, fmt in cols:
+        for k, _, fmt, _ in cols:
             if f"{k}_mean" in r:
                 cells.append(f"{fmt.format(r[k + '_mean'])} +- {fmt.format(r[k + '_std'])}")
             else:
                 cells.append("")
         lines.append("| " + " | ".join(cells) + " |")
+    metrics = {d["metric"] for d in diffs}
+    paired_lines = format_paired(diffs, "discriminator", BASELINE,
+                                 [c for c in _COLS if c[0] in metrics])
+    if paired_lines:
+        lines += [""] + paired_lines
     return "\n".join(lines)
 
 
@@ -403,6 +480,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                              "..), into OUT/<name>/seed<S>, plus summary.csv/.md and sizes.png")
     parser.add_argument("--first-seed", dest="first_seed", type=int, default=0,
                         help="first of --seeds (default 0)")
+    parser.add_argument("--report", action="store_true",
+                        help="with --discriminators: train nothing; write the tables and "
+                             "figures from the runs already finished, list the missing ones")
     parser.add_argument("--g-steps", dest="g_steps", type=int, default=None,
                         help="G updates per iteration (default 4)")
     parser.add_argument("--ngf", type=int, default=None, help="generator width (default 64)")
@@ -438,9 +518,12 @@ def run_from_args(args: argparse.Namespace) -> int:
 
     kw = dict(resume=args.resume, progress=args.progress, tensorboard=args.tensorboard)
     names: List[Optional[List[str]]] = []
+    reported: List[Dict[str, Any]] = []
 
     def make_config() -> LSGANConfig:
         names.append(_discriminator_names(args))
+        if args.report and not names[0]:
+            raise ValueError("--report needs --discriminators (one or several, or 'all')")
         if args.seeds is not None:
             if not names[0]:
                 raise ValueError("--seeds needs --discriminators (one or several, or 'all')")
@@ -452,12 +535,21 @@ def run_from_args(args: argparse.Namespace) -> int:
         if names[0]:
             seeds = (None if args.seeds is None
                      else range(args.first_seed, args.first_seed + args.seeds))
-            return compare(config, args.out, names[0], seeds=seeds, **kw)
+            reported.extend(compare(config, args.out, names[0], seeds=seeds,
+                                    report=args.report, **kw))
+            return reported
         return [run(config, args.out, **kw)]
 
     code = run_command("lsgan-digits", args.out, make_config, train, _show)
-    if code == 0 and names and names[0]:
-        print(f"comparison: {Path(args.out) / 'comparison.png'}")
-        if args.seeds is not None:
-            print(f"summary: {Path(args.out) / 'summary.md'}, {Path(args.out) / 'sizes.png'}")
+    if code != 0 or not (names and names[0]):
+        return code
+    if args.report and not reported:
+        print(f"smallgan train lsgan-digits: no finished run of this study in {args.out}",
+              file=sys.stderr)
+        return 1
+    print(f"comparison: {Path(args.out) / 'comparison.png'}")
+    if args.seeds is not None:
+        out = Path(args.out)
+        print(f"summary: {out / 'summary.md'}, {out / 'paired.csv'}, {out / 'sizes.png'}, "
+              f"{out / 'curves.png'}")
     return code
