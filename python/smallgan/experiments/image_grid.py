@@ -245,7 +245,8 @@ def _save_figure(plt: Any, fig: Any, path: Union[str, Path], title: str) -> Path
 def plot_curves(rows: Sequence[Dict[str, Any]], path: Union[str, Path], *,
                 modes: bool = True, title: str = "", key: str = "variant",
                 order: Sequence[str] = tuple(VARIANTS),
-                metrics: Sequence[str] = _CURVE_METRICS) -> Path:
+                metrics: Sequence[str] = _CURVE_METRICS,
+                xlabel: str = "generator steps") -> Path:
     """The learning-curve figure of the module docstring, written atomically.
 
     ``modes=False`` leaves out the modes panel (MNIST's 10 are all covered
@@ -271,7 +272,7 @@ def plot_curves(rows: Sequence[Dict[str, Any]], path: Union[str, Path], *,
             if n > 1:
                 ax.fill_between(xs, lo, hi, color=colour, alpha=0.15, lw=0)
         ax.set_title(_LABELS[metric], fontsize=9)
-        ax.set_xlabel("generator steps", fontsize=8)
+        ax.set_xlabel(xlabel, fontsize=8)
         ax.grid(alpha=0.3)
     axes.flat[0].legend(fontsize=7)
     return _save_figure(plt, fig, path, title)

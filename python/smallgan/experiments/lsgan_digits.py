@@ -311,7 +311,9 @@ def _write_study(rows: List[Dict[str, Any]], results: Sequence[Dict[str, Any]], 
                  f"mnist-cnn features, PRDC k={PRDC_K}")
         write_curves(curves, out / "curves",
                      lambda r, p: plot_curves(r, p, title=title, key="discriminator",
-                                              order=DISCRIMINATOR_NAMES, metrics=CURVE_METRICS),
+                                              order=DISCRIMINATOR_NAMES, metrics=CURVE_METRICS,
+                                              xlabel=f"iterations (1 D, {cfg['g_steps']} G "
+                                                     f"updates each)"),
                      ("discriminator", "seed"))
 
 
