@@ -464,6 +464,15 @@ def test_lsgan_study_over_seeds_summary_and_resume(classifier_cache, tmp_path: P
         assert float(row["diff_std"]) == pytest.approx(statistics.stdev(d))
         assert int(row["n_positive"]) == sum(x > 0 for x in d)
     assert "Paired difference to original" in md and "| inception-8 | 2 |" in md
+    assert "d_loss_end" not in {m for _, m in diffs}  # no better direction: not paired
+    # the D loss at the end, from each run's log (one logged row here: its own)
+    with open(out / "comparison.csv", newline="") as f:
+        for r in csv.DictReader(f):
+            with open(out / r["discriminator"] / f"seed{r['seed']}" / "log.csv", newline="") as g:
+                last = list(csv.DictReader(g))[-1]
+            assert float(r["d_loss_end"]) == pytest.approx(float(last["d_loss"]))
+            assert float(r["g_loss_end"]) == pytest.approx(float(last["g_loss"]))
+    assert "D loss, last 10 % (0.25: chance)" in md
     # curves.csv: every evaluation of every run (fid-every 1, one step: step 1)
     with open(out / "curves.csv", newline="") as f:
         curves = list(csv.DictReader(f))
@@ -510,3 +519,16 @@ def test_lsgan_format_summary_ratios() -> None:
     assert md[0].count("|") == 9 and "FD[mnist-cnn]" in md[0]
     assert md[2] == "| original | 3 | 1,000 | 0.004 | 1.00 | 777 | 1.00 | 10.0 +- 1.5 |"
     assert md[3] == "| inception-32 | 3 | 250 | 0.001 | 4.00 | 489 | 1.59 | 12.2 +- 0.5 |"
+
+
+def test_lsgan_end_losses_by_hand(tmp_path: Path) -> None:
+    # 20 logged iterations: the last 10 % are the last 2 rows
+    rows = [(20 * (i + 1), 1.0 + i, 2.0 * i) for i in range(20)]
+    (tmp_path / "log.csv").write_text("step,d_loss,g_loss,step_time_s\n" + "".join(
+        f"{s},{d},{g},0.5\n" for s, d, g in rows))
+    got = lsgan_digits.end_losses(tmp_path)
+    assert got == {"d_loss_end": pytest.approx((19.0 + 20.0) / 2),
+                   "g_loss_end": pytest.approx((36.0 + 38.0) / 2)}
+    # a short log keeps at least its last row; no log, no losses
+    assert lsgan_digits.end_losses(tmp_path, share=0.01)["d_loss_end"] == pytest.approx(20.0)
+    assert lsgan_digits.end_losses(tmp_path / "missing") == {}

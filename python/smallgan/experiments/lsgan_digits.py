@@ -75,7 +75,7 @@ from smallgan.atomic import atomic_write
 from smallgan.experiments.image_gan import (ImageGANConfig, add_common_arguments,
                                             config_from_args, format_result, run_image_gan)
 
-__all__ = ["LSGANConfig", "run", "compare", "comparison_rows", "summarize", "paired",
+__all__ = ["LSGANConfig", "run", "compare", "comparison_rows", "end_losses", "summarize", "paired",
            "format_summary", "model_sizes", "add_arguments", "run_from_args", "PRDC_K",
            "GAS_REPORTED_MB", "BASELINE"]
 
@@ -93,7 +93,9 @@ GAS_REPORTED_MB = {"original": 777, "ds-inception": 199, "inception-32": 489,
                    "inception-16": 393, "inception-8": 361, "ds-inception-dense": 297}
 #: Metrics averaged over seeds by :func:`summarize` (those a run has).
 SUMMARY_METRICS = ("modes", "kl", "fd_mnist_cnn", "cs_mnist_cnn", "precision", "recall",
-                   "density", "coverage", "fid", "fd_random_conv")
+                   "density", "coverage", "fid", "fd_random_conv", "d_loss_end")
+#: Summary metrics with no better direction: left out of :func:`paired`.
+_UNPAIRED = ("d_loss_end",)
 #: What :func:`paired` subtracts: the study's full-size discriminator.
 BASELINE = "original"
 #: The table columns: metric, header, format, whether higher is better.
@@ -102,7 +104,8 @@ _COLS = (("modes", "modes /10", "{:.1f}", True), ("kl", "KL", "{:.3f}", False),
          ("cs_mnist_cnn", "CS[mnist-cnn]", "{:.2f}", True),
          ("precision", "precision", "{:.3f}", True), ("recall", "recall", "{:.3f}", True),
          ("density", "density", "{:.3f}", True), ("coverage", "coverage", "{:.3f}", True),
-         ("fid", "FID", "{:.1f}", False), ("fd_random_conv", "FD[random-conv]", "{:.1f}", False))
+         ("fid", "FID", "{:.1f}", False), ("fd_random_conv", "FD[random-conv]", "{:.1f}", False),
+         ("d_loss_end", "D loss, last 10 % (0.25: chance)", "{:.3f}", False))
 #: The learning-curve panels (runs scored with ``feature="mnist-cnn"``).
 CURVE_METRICS = ("fd_mnist_cnn", "cs_mnist_cnn", "modes", "kl", "recall", "coverage")
 
@@ -319,11 +322,31 @@ def _write_study(rows: List[Dict[str, Any]], results: Sequence[Dict[str, Any]], 
 
 def comparison_rows(results: Sequence[Dict[str, Any]]) -> List[Dict[str, Any]]:
     """One row per run: discriminator, label, sizes (:func:`model_sizes`), every
-    metric of its final evaluation, seconds."""
+    metric of its final evaluation, the losses at the end (:func:`end_losses`,
+    when the result has a ``run_dir`` with a ``log.csv``), seconds."""
     sizes = ("d_parameters", "d_param_mb", "d_activation_mb", "g_parameters")
     return [{"discriminator": r["discriminator"], "label": r["label"],
              "seed": r["config"]["seed"], "steps": r["steps"], **{k: r[k] for k in sizes},
-             **r["metrics"], "wall_s": r["wall_s"]} for r in results]
+             **r["metrics"], **(end_losses(r["run_dir"]) if "run_dir" in r else {}),
+             "wall_s": r["wall_s"]} for r in results]
+
+
+def end_losses(run_dir: Union[str, Path], share: float = 0.1) -> Dict[str, float]:
+    """``d_loss_end`` / ``g_loss_end``: the mean D and G loss over the last
+    ``share`` of a run's logged iterations (``log.csv``; at least one row), or
+    ``{}`` without a log.  With the least-squares loss (targets 1 and 0, each
+    term halved) a D that outputs the same score for every image is best at
+    0.5, where its loss is 0.25 and G's 0.125: D at 0.25 does not tell real
+    from fake."""
+    path = Path(run_dir) / "log.csv"
+    if not path.exists():
+        return {}
+    with open(path, newline="") as f:
+        recs = list(csv.DictReader(f))
+    if not recs:
+        return {}
+    tail = recs[-max(1, round(share * len(recs))):]
+    return {f"{k}_end": sum(float(r[k]) for r in tail) / len(tail) for k in ("d_loss", "g_loss")}
 
 
 def summarize(rows: Sequence[Dict[str, Any]]) -> List[Dict[str, Any]]:
@@ -359,8 +382,8 @@ def paired(rows: Sequence[Dict[str, Any]], baseline: str = BASELINE) -> List[Dic
     :func:`comparison_rows` (or comparison.csv) rows."""
     from smallgan.experiments.grid import paired_differences
 
-    metrics = [k for k in SUMMARY_METRICS if rows and all(r.get(k, "") not in ("", None)
-                                                           for r in rows)]
+    metrics = [k for k in SUMMARY_METRICS if k not in _UNPAIRED and rows
+               and all(r.get(k, "") not in ("", None) for r in rows)]
     if not metrics:
         return []
     return paired_differences(rows, "discriminator", baseline, metrics, DISCRIMINATOR_NAMES)
@@ -406,6 +429,7 @@ def _sizes_figure(rows: Sequence[Dict[str, Any]], path: Path) -> None:
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    from matplotlib.ticker import NullFormatter
 
     panels = [(k, name) for k, name in (("fd_mnist_cnn", "FD[mnist-cnn] (lower is better)"),
                                         ("fid", "FID (lower is better)"),
@@ -426,6 +450,7 @@ def _sizes_figure(rows: Sequence[Dict[str, Any]], path: Path) -> None:
             ax.annotate(r["discriminator"], (x, r[f"{k}_mean"]), fontsize=7,
                         xytext=(4, 4), textcoords="offset points")
         ax.set_xscale("log")
+        ax.xaxis.set_minor_formatter(NullFormatter())  # 2x10^4 .. 9x10^4 overlap
         ax.set_xlabel("D parameters")
         ax.set_title(name, fontsize=9)
     n = max(int(r["n_seeds"]) for r in rows)
