@@ -11,8 +11,8 @@ from smallgan.atomic import atomic_write
 
 from smallgan.training.checkpoint import ResumeError
 
-__all__ = ["finished_runs", "mean_std", "mean_curve", "paired_differences", "format_paired",
-           "write_csv", "write_curves"]
+__all__ = ["finished_runs", "mean_std", "mean_curve", "in_order", "paired_differences",
+           "format_paired", "write_csv", "write_curves"]
 
 
 def finished_runs(configs: Sequence[Any], run_dir: Callable[[Any], Path],
@@ -80,6 +80,12 @@ def mean_curve(rows: Sequence[Dict[str, Any]], x: str, y: str):
     return xs, means, lows, highs, len(by_seed)
 
 
+def in_order(names: Any, order: Sequence[str]) -> List[str]:
+    """The distinct ``names`` in ``order``, those not in it after (by name)."""
+    rank = {v: i for i, v in enumerate(order)}
+    return sorted(set(names), key=lambda v: (rank.get(v, len(rank)), v))
+
+
 def paired_differences(rows: Sequence[Dict[str, Any]], key: str, baseline: str,
                        metrics: Sequence[str], order: Sequence[str]) -> List[Dict[str, Any]]:
     """Per ``row[key]`` value and metric: ``value - baseline`` on the seeds that have both runs.
@@ -93,8 +99,7 @@ def paired_differences(rows: Sequence[Dict[str, Any]], key: str, baseline: str,
     itself or a name without a seed shared with it.
     """
     by = {(r[key], int(r["seed"])): r for r in rows if r.get(metrics[0], "") not in ("", None)}
-    rank = {v: i for i, v in enumerate(order)}
-    names = sorted({v for v, _ in by if v != baseline}, key=lambda v: (rank.get(v, len(rank)), v))
+    names = in_order((v for v, _ in by if v != baseline), order)
     out = []
     for name in names:
         seeds = sorted(s for v, s in by if v == name and (baseline, s) in by)

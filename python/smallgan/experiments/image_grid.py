@@ -58,8 +58,8 @@ from pathlib import Path
 from typing import Any, Callable, Dict, List, Optional, Sequence, Union
 
 from smallgan.atomic import atomic_write
-from smallgan.experiments.grid import (finished_runs, format_paired, mean_curve, mean_std,
-                                       paired_differences, write_csv, write_curves)
+from smallgan.experiments.grid import (finished_runs, format_paired, in_order, mean_curve,
+                                       mean_std, paired_differences, write_csv, write_curves)
 
 __all__ = ["VARIANTS", "EXPERIMENTS", "METRICS", "BASELINE", "plan_grid", "run_grid", "summarize",
            "paired", "collect_curves", "plot_curves", "plot_seeds", "sample_grids", "plot_samples",
@@ -118,8 +118,7 @@ def _run_row(variant: str, result: Dict[str, Any]) -> Dict[str, Any]:
 
 def _in_order(variants: Any) -> List[str]:
     """Distinct variant names in :data:`VARIANTS` order, unknown ones after (by name)."""
-    order = {v: i for i, v in enumerate(VARIANTS)}
-    return sorted(set(variants), key=lambda v: (order.get(v, len(order)), v))
+    return in_order(variants, tuple(VARIANTS))
 
 
 def summarize(rows: Sequence[Dict[str, Any]]) -> List[Dict[str, Any]]:
@@ -255,8 +254,7 @@ def plot_curves(rows: Sequence[Dict[str, Any]], path: Union[str, Path], *,
     of ``metrics`` (those of :data:`_LABELS`).
     """
     panels = [k for k in metrics if modes or k != "modes"]
-    rank = {v: i for i, v in enumerate(order)}
-    names = sorted({r[key] for r in rows}, key=lambda v: (rank.get(v, len(rank)), v))
+    names = in_order((r[key] for r in rows), order)
     colours = dict(zip(VARIANTS, ("tab:blue", "tab:orange", "tab:green", "tab:purple")))
     plt, fig, axes = _panel_figure(len(panels), 3, 4.2, 3.2)
     for ax, metric in zip(axes.flat, panels):
