@@ -423,7 +423,7 @@ def format_summary(rows: Sequence[Dict[str, Any]],
 
 
 def _sizes_figure(rows: Sequence[Dict[str, Any]], path: Path) -> None:
-    """FD[mnist-cnn] (or the run's Fréchet distance), CS and modes against
+    """FD[mnist-cnn] (or the run's Fréchet distance), CS, modes, KL and coverage against
     D's parameter count, mean +- std over seeds, one labelled point per D."""
     import matplotlib
 
@@ -436,6 +436,7 @@ def _sizes_figure(rows: Sequence[Dict[str, Any]], path: Path) -> None:
                                         ("fd_random_conv", "FD[random-conv] (lower is better)"),
                                         ("cs_mnist_cnn", "CS[mnist-cnn] (higher is better)"),
                                         ("modes", "digit modes covered (of 10)"),
+                                        ("kl", "KL(digit modes || uniform) (lower is better)"),
                                         ("coverage", "coverage (higher is better)"))
               if any(f"{k}_mean" in r for r in rows)]
     if not panels:
