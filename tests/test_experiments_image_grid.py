@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from smallgan.cli import main
-from smallgan.experiments.image_grid import (METRICS, paired, plan_grid, plot_curves, plot_samples,
+from smallgan.experiments.image_grid import (DEFAULT_VARIANTS, METRICS, paired, plan_grid, plot_curves, plot_samples,
                                              plot_seeds, sample_grids, summarize)
 from smallgan.metrics.classifier import torch_threads
 
@@ -109,6 +109,27 @@ def test_grid_runs_writes_tables_and_resumes(classifier_cache, tmp_path, capsys)
     assert main(grid_args(tmp_path / "empty", cache, "--report")) == 1
     assert "no finished run of this grid" in capsys.readouterr().err
     assert not (tmp_path / "empty").exists()
+
+
+def test_ablation_variants_split_small_gan_into_its_halves(classifier_cache, tmp_path) -> None:
+    # the default grid is issue 14's four rows; the halves run only when named
+    assert [v for v, *_ in plan_grid("mnist", tmp_path / "g", seeds=[0])] == [
+        "GAN-64", "Small-GAN-64", "Small-GAN-64-cnn", "GAN-256"] == list(DEFAULT_VARIANTS)
+    out = tmp_path / "abl"
+    args = grid_args(out, classifier_cache, "--seeds", "1")
+    i = args.index("--variants")
+    args[i + 1:i + 3] = ["Small-GAN-64-prior", "Small-GAN-64-target"]
+    assert main(args) == 0
+    got = {}
+    for variant in ("Small-GAN-64-prior", "Small-GAN-64-target"):
+        res = json.loads((out / variant / "seed0" / "result.json").read_text())
+        cfg = res["config"]
+        got[variant] = (res["label"], cfg["sampling"], cfg["batch_size"], cfg["coreset_prior"],
+                        cfg["coreset_target"], cfg["prior_factor"], cfg["target_factor"])
+    assert got == {"Small-GAN-64-prior": ("Small-GAN (prior only)", "coreset", 64, True, False, 4, 8),
+                   "Small-GAN-64-target": ("Small-GAN (target only)", "coreset", 64, False, True, 4, 8)}
+    assert [r["variant"] for r in read(out / "runs.csv")] == ["Small-GAN-64-prior",
+                                                              "Small-GAN-64-target"]
 
 
 def _rows():

@@ -12,6 +12,14 @@ variants (:data:`VARIANTS`) are the rows of issue 14's tables:
   (``--embedding mnist-cnn``; the ablation of what the target core-set sees);
 - ``GAN-256``: random batches of 256 (is Small-GAN at 64 as good as GAN at 256?).
 
+Two more variants, not in the default grid (:data:`DEFAULT_VARIANTS`), split
+Small-GAN-64 into its halves (``--variants``):
+
+- ``Small-GAN-64-prior``: the prior core-set only (factor 4); real batches
+  of 64 drawn at random (``coreset_target=False``);
+- ``Small-GAN-64-target``: the target core-set only (factor 8, projected
+  pixels); z drawn i.i.d. (``coreset_prior=False``).
+
 Every other setting is the experiment's default or a flag given to the grid
 (``--steps``, ``--eval-every``, ``--ngf``, ``--ndf``, ``--lr-g``, ...), the
 same for every run.  Written to ``OUT`` and rewritten after every run, so a
@@ -61,7 +69,7 @@ from smallgan.atomic import atomic_write
 from smallgan.experiments.grid import (finished_runs, format_paired, in_order, mean_curve,
                                        mean_std, paired_differences, write_csv, write_curves)
 
-__all__ = ["VARIANTS", "EXPERIMENTS", "METRICS", "BASELINE", "plan_grid", "run_grid", "summarize",
+__all__ = ["VARIANTS", "DEFAULT_VARIANTS", "EXPERIMENTS", "METRICS", "BASELINE", "plan_grid", "run_grid", "summarize",
            "paired", "collect_curves", "plot_curves", "plot_seeds", "sample_grids", "plot_samples",
            "format_table", "format_markdown", "add_arguments", "run_from_args"]
 
@@ -73,7 +81,13 @@ VARIANTS: Dict[str, Dict[str, Any]] = {
     "Small-GAN-64-cnn": {"sampling": "coreset", "batch_size": 64, "prior_factor": 4,
                          "target_factor": 8, "embedding": "mnist-cnn"},
     "GAN-256": {"sampling": "random", "batch_size": 256},
+    "Small-GAN-64-prior": {"sampling": "coreset", "batch_size": 64, "prior_factor": 4,
+                           "target_factor": 8, "embedding": "raw", "coreset_target": False},
+    "Small-GAN-64-target": {"sampling": "coreset", "batch_size": 64, "prior_factor": 4,
+                            "target_factor": 8, "embedding": "raw", "coreset_prior": False},
 }
+#: The rows a grid runs unless ``variants`` says otherwise: issue 14's table.
+DEFAULT_VARIANTS = ("GAN-64", "Small-GAN-64", "Small-GAN-64-cnn", "GAN-256")
 #: What paired.csv subtracts.
 BASELINE = "GAN-64"
 #: The experiments a grid can run (``smallgan train`` sub-command -> module).
@@ -255,7 +269,8 @@ def plot_curves(rows: Sequence[Dict[str, Any]], path: Union[str, Path], *,
     """
     panels = [k for k in metrics if modes or k != "modes"]
     names = in_order((r[key] for r in rows), order)
-    colours = dict(zip(VARIANTS, ("tab:blue", "tab:orange", "tab:green", "tab:purple")))
+    colours = dict(zip(VARIANTS, ("tab:blue", "tab:orange", "tab:green", "tab:purple",
+                                  "tab:red", "tab:brown")))
     plt, fig, axes = _panel_figure(len(panels), 3, 4.2, 3.2)
     for ax, metric in zip(axes.flat, panels):
         for i, name in enumerate(names):
@@ -369,7 +384,7 @@ def format_table(rows: Sequence[Dict[str, Any]]) -> str:
 
 
 def plan_grid(experiment: str, out: Union[str, Path], *,
-              variants: Sequence[str] = tuple(VARIANTS), seeds: Sequence[int] = (0, 1, 2),
+              variants: Sequence[str] = DEFAULT_VARIANTS, seeds: Sequence[int] = (0, 1, 2),
               settings: Optional[Dict[str, Any]] = None) -> List[tuple]:
     """The grid's runs, ``(variant, seed, config, run_dir)``, seeds outermost
     (a grid stopped early has every variant for its first seeds).  Builds,
@@ -391,7 +406,7 @@ def plan_grid(experiment: str, out: Union[str, Path], *,
              _run_dir(Path(out), v, seed)) for seed in seeds for v in variants]
 
 
-def run_grid(experiment: str, out: Union[str, Path], *, variants: Sequence[str] = tuple(VARIANTS),
+def run_grid(experiment: str, out: Union[str, Path], *, variants: Sequence[str] = DEFAULT_VARIANTS,
              seeds: Sequence[int] = (0, 1, 2), settings: Optional[Dict[str, Any]] = None,
              resume: bool = False, tensorboard: bool = True, report: bool = False,
              echo: Callable[[str], Any] = print) -> List[Dict[str, Any]]:
@@ -403,7 +418,7 @@ def run_grid(experiment: str, out: Union[str, Path], *, variants: Sequence[str] 
     out : path
         Grid directory.
     variants : sequence of str
-        Names from :data:`VARIANTS`.
+        Names from :data:`VARIANTS` (default :data:`DEFAULT_VARIANTS`).
     seeds : sequence of int
         Training seeds.
     settings : dict, optional
@@ -488,8 +503,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
     parser.add_argument("--experiment", choices=tuple(EXPERIMENTS), required=True,
                         help="Stacked MNIST (1,000 modes) or MNIST-5k (10 modes)")
-    parser.add_argument("--variants", nargs="+", choices=tuple(VARIANTS), default=list(VARIANTS),
-                        help="rows to run (default: all, %(default)s)")
+    parser.add_argument("--variants", nargs="+", choices=tuple(VARIANTS),
+                        default=list(DEFAULT_VARIANTS),
+                        help="rows to run (default %(default)s; Small-GAN-64-prior and "
+                             "Small-GAN-64-target split Small-GAN-64 into its prior and its "
+                             "target core-set)")
     parser.add_argument("--seeds", type=int, default=3,
                         help="number of seeds, first-seed .. first-seed+N-1 (default %(default)s)")
     parser.add_argument("--first-seed", dest="first_seed", type=int, default=0,
