@@ -101,8 +101,8 @@ def test_grid_runs_writes_tables_and_resumes(classifier_cache, tmp_path, capsys)
     report[report.index("Small-GAN-64") + 1:report.index("Small-GAN-64") + 1] = ["GAN-256"]
     assert main(report) == 0
     printed = capsys.readouterr().out
-    assert "GAN-256           seed 0: not finished, left out of the report" in printed
-    assert "Small-GAN-64      seed 3: not finished, left out of the report" in printed
+    assert "GAN-256             seed 0: not finished, left out of the report" in printed
+    assert "Small-GAN-64        seed 3: not finished, left out of the report" in printed
     assert not (out / "GAN-256").exists() and not (out / "GAN-64" / "seed3").exists()
     assert {p: p.stat().st_mtime_ns for p in stamps} == stamps
     assert read(out / "runs.csv") == runs3

@@ -373,12 +373,12 @@ def format_table(rows: Sequence[Dict[str, Any]]) -> str:
             ("fd_mnist_cnn", "FD[mnist-cnn]", "{:.2f}"), ("cs_mnist_cnn", "CS[mnist-cnn]", "{:.2f}"),
             ("precision", "P", "{:.3f}"), ("recall", "R", "{:.3f}"), ("density", "D", "{:.3f}"),
             ("coverage", "C", "{:.3f}")]
-    head = f"{'variant':<17} {'seeds':>5}  " + "  ".join(f"{name:>17}" for _, name, _ in cols)
+    head = f"{'variant':<19} {'seeds':>5}  " + "  ".join(f"{name:>17}" for _, name, _ in cols)
     lines = [head, "-" * len(head)]
     for r in rows:
         cells = [f"{fmt.format(r[k + '_mean'])} +- {fmt.format(r[k + '_std'])}"
                  for k, _, fmt in cols]
-        lines.append(f"{r['variant']:<17} {r['n_seeds']:>5}  "
+        lines.append(f"{r['variant']:<19} {r['n_seeds']:>5}  "
                      + "  ".join(f"{c:>17}" for c in cells))
     return "\n".join(lines)
 
@@ -455,7 +455,7 @@ def run_grid(experiment: str, out: Union[str, Path], *, variants: Sequence[str] 
     if report:
         missing = [(v, seed) for v, seed, _, d in runs if d not in finished]
         for v, seed in missing:
-            echo(f"{v:<17} seed {seed}: not finished, left out of the report")
+            echo(f"{v:<19} seed {seed}: not finished, left out of the report")
         runs = [r for r in runs if r[3] in finished]
         if not runs:
             return []
@@ -470,7 +470,7 @@ def run_grid(experiment: str, out: Union[str, Path], *, variants: Sequence[str] 
                                                    tensorboard=tensorboard)
         rows.append(_run_row(variant, result))
         done.append((variant, seed, run_dir))
-        echo(f"{variant:<17} seed {seed}: {format_result(result)}")
+        echo(f"{variant:<19} seed {seed}: {format_result(result)}")
         write_csv(rows, out / "runs.csv")
         summary = summarize(rows)
         if summary:
