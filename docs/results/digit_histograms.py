@@ -2,13 +2,14 @@
 
 Usage: python docs/results/digit_histograms.py [GRID_DIR]   (default runs/mnist-grid)
 
-For every variant and seed of an ``image-grid --experiment mnist`` directory:
+For every variant (the ablation rows too, where they were run) and seed of an ``image-grid --experiment mnist`` directory:
 10,000 samples of the final generator (checkpoint.pt; z uniform on [-1, 1],
 torch seed 123), labelled by the project's digit classifier; prints the mean
 share of each digit over seeds.  Then the true-label shares of 10,000 real
 images drawn as the trainer draws them (random batches, and core-sets x8 on
 projected raw pixels and on the classifier's features; sampler seed 0).
 """
+import os
 import sys
 
 import numpy as np
@@ -24,7 +25,10 @@ net = load_mnist_classifier()
 fmt = lambda h: " ".join(f"{x:5.1f}" for x in h)  # noqa: E731
 W = 40
 print(f"{'digit':<{W}}" + " ".join(f"{d:>5}" for d in range(10)))
-for v in ["GAN-64", "Small-GAN-64", "Small-GAN-64-cnn", "GAN-256"]:
+for v in ["GAN-64", "Small-GAN-64", "Small-GAN-64-cnn", "GAN-256", "Small-GAN-64-prior",
+          "Small-GAN-64-target"]:
+    if not os.path.exists(f"{grid}/{v}/seed0/checkpoint.pt"):
+        continue  # the ablation rows run only when asked for (--variants)
     hs = []
     for s in range(3):
         ckpt = torch.load(f"{grid}/{v}/seed{s}/checkpoint.pt", map_location="cpu",
