@@ -9,8 +9,9 @@ from pathlib import Path
 import pytest
 
 from smallgan.cli import main
-from smallgan.experiments.image_grid import (DEFAULT_VARIANTS, METRICS, paired, plan_grid, plot_curves, plot_samples,
-                                             plot_seeds, sample_grids, summarize)
+from smallgan.experiments.image_grid import (DEFAULT_VARIANTS, METRICS, paired, plan_grid,
+                                             plot_curves, plot_samples, plot_seeds, sample_grids,
+                                             summarize)
 from smallgan.metrics.classifier import torch_threads
 
 
@@ -126,8 +127,9 @@ def test_ablation_variants_split_small_gan_into_its_halves(classifier_cache, tmp
         cfg = res["config"]
         got[variant] = (res["label"], cfg["sampling"], cfg["batch_size"], cfg["coreset_prior"],
                         cfg["coreset_target"], cfg["prior_factor"], cfg["target_factor"])
-    assert got == {"Small-GAN-64-prior": ("Small-GAN (prior only)", "coreset", 64, True, False, 4, 8),
-                   "Small-GAN-64-target": ("Small-GAN (target only)", "coreset", 64, False, True, 4, 8)}
+    assert got == {
+        "Small-GAN-64-prior": ("Small-GAN (prior only)", "coreset", 64, True, False, 4, 8),
+        "Small-GAN-64-target": ("Small-GAN (target only)", "coreset", 64, False, True, 4, 8)}
     assert [r["variant"] for r in read(out / "runs.csv")] == ["Small-GAN-64-prior",
                                                               "Small-GAN-64-target"]
 

@@ -2,10 +2,11 @@
 
 Usage: python docs/results/digit_histograms.py [GRID_DIR]   (default runs/mnist-grid)
 
-For every variant (the ablation rows too, where they were run) and seed of an ``image-grid --experiment mnist`` directory:
-10,000 samples of the final generator (checkpoint.pt; z uniform on [-1, 1],
-torch seed 123), labelled by the project's digit classifier; prints the mean
-share of each digit over seeds.  Then the true-label shares of 10,000 real
+For every variant of an ``image-grid --experiment mnist`` directory (the
+ablation rows too, where they were run) and each of its seeds: 10,000
+samples of the final generator (checkpoint.pt; z uniform on [-1, 1], torch
+seed 123), labelled by the project's digit classifier; prints the mean share
+of each digit over seeds.  Then the true-label shares of 10,000 real
 images drawn as the trainer draws them (random batches, and core-sets x8 on
 projected raw pixels and on the classifier's features; sampler seed 0).
 """
@@ -15,6 +16,7 @@ import sys
 import numpy as np
 import torch
 
+from smallgan.experiments.image_grid import VARIANTS
 from smallgan.experiments.images import default_cache_dir, real_embeddings
 from smallgan.experiments.selection_bias import _data, selected_rows
 from smallgan.metrics.classifier import load_mnist_classifier, predict_digits
@@ -25,8 +27,7 @@ net = load_mnist_classifier()
 fmt = lambda h: " ".join(f"{x:5.1f}" for x in h)  # noqa: E731
 W = 40
 print(f"{'digit':<{W}}" + " ".join(f"{d:>5}" for d in range(10)))
-for v in ["GAN-64", "Small-GAN-64", "Small-GAN-64-cnn", "GAN-256", "Small-GAN-64-prior",
-          "Small-GAN-64-target"]:
+for v in VARIANTS:
     if not os.path.exists(f"{grid}/{v}/seed0/checkpoint.pt"):
         continue  # the ablation rows run only when asked for (--variants)
     hs = []

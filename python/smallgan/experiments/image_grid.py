@@ -69,8 +69,9 @@ from smallgan.atomic import atomic_write
 from smallgan.experiments.grid import (finished_runs, format_paired, in_order, mean_curve,
                                        mean_std, paired_differences, write_csv, write_curves)
 
-__all__ = ["VARIANTS", "DEFAULT_VARIANTS", "EXPERIMENTS", "METRICS", "BASELINE", "plan_grid", "run_grid", "summarize",
-           "paired", "collect_curves", "plot_curves", "plot_seeds", "sample_grids", "plot_samples",
+__all__ = ["VARIANTS", "DEFAULT_VARIANTS", "EXPERIMENTS", "METRICS", "BASELINE", "plan_grid",
+           "run_grid", "summarize", "paired", "collect_curves", "plot_curves", "plot_seeds",
+           "sample_grids", "plot_samples",
            "format_table", "format_markdown", "add_arguments", "run_from_args"]
 
 #: Variant name -> the config fields it sets (everything else is shared).
@@ -88,6 +89,8 @@ VARIANTS: Dict[str, Dict[str, Any]] = {
 }
 #: The rows a grid runs unless ``variants`` says otherwise: issue 14's table.
 DEFAULT_VARIANTS = ("GAN-64", "Small-GAN-64", "Small-GAN-64-cnn", "GAN-256")
+#: Width of the variant column in printed lines: the longest name.
+_NAME_W = max(map(len, VARIANTS))
 #: What paired.csv subtracts.
 BASELINE = "GAN-64"
 #: The experiments a grid can run (``smallgan train`` sub-command -> module).
@@ -373,12 +376,13 @@ def format_table(rows: Sequence[Dict[str, Any]]) -> str:
             ("fd_mnist_cnn", "FD[mnist-cnn]", "{:.2f}"), ("cs_mnist_cnn", "CS[mnist-cnn]", "{:.2f}"),
             ("precision", "P", "{:.3f}"), ("recall", "R", "{:.3f}"), ("density", "D", "{:.3f}"),
             ("coverage", "C", "{:.3f}")]
-    head = f"{'variant':<19} {'seeds':>5}  " + "  ".join(f"{name:>17}" for _, name, _ in cols)
+    head = (f"{'variant':<{_NAME_W}} {'seeds':>5}  "
+            + "  ".join(f"{name:>17}" for _, name, _ in cols))
     lines = [head, "-" * len(head)]
     for r in rows:
         cells = [f"{fmt.format(r[k + '_mean'])} +- {fmt.format(r[k + '_std'])}"
                  for k, _, fmt in cols]
-        lines.append(f"{r['variant']:<19} {r['n_seeds']:>5}  "
+        lines.append(f"{r['variant']:<{_NAME_W}} {r['n_seeds']:>5}  "
                      + "  ".join(f"{c:>17}" for c in cells))
     return "\n".join(lines)
 
@@ -455,7 +459,7 @@ def run_grid(experiment: str, out: Union[str, Path], *, variants: Sequence[str] 
     if report:
         missing = [(v, seed) for v, seed, _, d in runs if d not in finished]
         for v, seed in missing:
-            echo(f"{v:<19} seed {seed}: not finished, left out of the report")
+            echo(f"{v:<{_NAME_W}} seed {seed}: not finished, left out of the report")
         runs = [r for r in runs if r[3] in finished]
         if not runs:
             return []
@@ -470,7 +474,7 @@ def run_grid(experiment: str, out: Union[str, Path], *, variants: Sequence[str] 
                                                    tensorboard=tensorboard)
         rows.append(_run_row(variant, result))
         done.append((variant, seed, run_dir))
-        echo(f"{variant:<19} seed {seed}: {format_result(result)}")
+        echo(f"{variant:<{_NAME_W}} seed {seed}: {format_result(result)}")
         write_csv(rows, out / "runs.csv")
         summary = summarize(rows)
         if summary:
